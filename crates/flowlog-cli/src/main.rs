@@ -1,0 +1,35 @@
+//! The `flowlog` binary: one executable for the control plane (`serve`), offline and live
+//! flow capture (`pcap`, `capture`), and the helper commands. Each subcommand lives in
+//! `cmd/<name>.rs` with its clap arguments and its `run` function.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted VPC Flow Logs: the EC2 flow-log API, packet capture, and delivery to
+/// S3 and CloudWatch Logs in the AWS formats.
+#[derive(Parser)]
+#[command(name = "flowlog", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (EC2 Query API) on its embedded defaults or a config file.
+    Serve(cmd::serve::Args),
+    /// Turn a pcap or pcapng file into flow log records.
+    Pcap(cmd::pcap::Args),
+    /// Capture live traffic on a Linux interface and print flow log records.
+    Capture(cmd::capture::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Pcap(args) => cmd::pcap::run(args),
+        Command::Capture(args) => cmd::capture::run(args),
+    }
+}

@@ -23,6 +23,8 @@ enum Command {
     Pcap(cmd::pcap::Args),
     /// Capture live traffic on a Linux interface and print flow log records.
     Capture(cmd::capture::Args),
+    /// Read CloudWatch Logs events kept by the embedded store (get, tail, filter).
+    Logs(cmd::logs::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +33,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Pcap(args) => cmd::pcap::run(args),
         Command::Capture(args) => cmd::capture::run(args),
+        Command::Logs(args) => cmd::logs::run(args),
     }
 }

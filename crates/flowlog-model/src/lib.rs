@@ -2,10 +2,13 @@
 //! configuration enums as they appear on the wire, and the flow record with its text formats.
 //! This crate does no IO and knows nothing about HTTP, SQL or packets.
 
+pub mod cidr;
 pub mod ids;
 pub mod record;
+pub mod resources;
 pub mod types;
 
 pub use ids::{IdKind, ResourceId};
+pub use resources::{Destination, FlowLog, NetworkInterface, Subnet, Tags, Vpc};
 pub use record::{Action, FlowRecord, LogStatus};
 pub use types::{DeliverStatus, LogDestinationType, ResourceType, TrafficType};

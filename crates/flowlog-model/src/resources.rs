@@ -1,0 +1,114 @@
+//! The EC2 resources the control plane keeps: VPCs, subnets, network interfaces (ENIs) and
+//! flow logs, as plain data. Validation lives in the API; persistence in the store.
+
+use crate::{DeliverStatus, LogDestinationType, ResourceType, TrafficType};
+
+pub type Tags = Vec<(String, String)>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vpc {
+    pub id: String,
+    pub account_id: String,
+    pub cidr_block: String,
+    pub instance_tenancy: String,
+    pub is_default: bool,
+    pub cidr_association_id: String,
+    pub dhcp_options_id: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    pub id: String,
+    pub account_id: String,
+    pub vpc_id: String,
+    pub cidr_block: String,
+    pub availability_zone: String,
+    /// Addresses of the subnet that are neither reserved nor used by an ENI.
+    pub available_ip_address_count: u64,
+    pub default_for_az: bool,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInterface {
+    pub id: String,
+    pub account_id: String,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub availability_zone: String,
+    pub description: String,
+    pub private_ip_address: String,
+    pub mac_address: String,
+    pub security_group_ids: Vec<String>,
+    pub status: String,
+    pub tags: Tags,
+}
+
+/// Where a flow log publishes, as given at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// `arn:<partition>:s3:::<bucket>[/<prefix>]`; `prefix` has no leading or trailing `/`.
+    S3 { arn: String, bucket: String, prefix: String },
+    /// A log group given by name (`LogGroupName`) or by ARN (`LogDestination`).
+    CloudWatchLogs { group: String, arn: Option<String>, role_arn: String },
+}
+
+impl Destination {
+    pub fn kind(&self) -> LogDestinationType {
+        match self {
+            Destination::S3 { .. } => LogDestinationType::S3,
+            Destination::CloudWatchLogs { .. } => LogDestinationType::CloudWatchLogs,
+        }
+    }
+
+    /// The value compared for `FlowLogAlreadyExists` (spec §14 Q2): the group name for CWL,
+    /// the bucket ARN with its subfolder for S3 (trailing `/` normalised).
+    pub fn duplicate_key(&self) -> String {
+        match self {
+            Destination::S3 { bucket, prefix, .. } => format!("s3:{bucket}/{prefix}"),
+            Destination::CloudWatchLogs { group, .. } => format!("cwl:{group}"),
+        }
+    }
+
+    /// `logDestination` as DescribeFlowLogs reports it (absent for name-created CWL).
+    pub fn log_destination(&self) -> Option<&str> {
+        match self {
+            Destination::S3 { arn, .. } => Some(arn),
+            Destination::CloudWatchLogs { arn, .. } => arn.as_deref(),
+        }
+    }
+
+    pub fn log_group_name(&self) -> Option<&str> {
+        match self {
+            Destination::S3 { .. } => None,
+            Destination::CloudWatchLogs { group, .. } => Some(group),
+        }
+    }
+
+    pub fn role_arn(&self) -> Option<&str> {
+        match self {
+            Destination::S3 { .. } => None,
+            Destination::CloudWatchLogs { role_arn, .. } => Some(role_arn),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowLog {
+    pub id: String,
+    pub account_id: String,
+    pub resource_id: String,
+    pub resource_type: ResourceType,
+    pub traffic_type: TrafficType,
+    pub destination: Destination,
+    /// `LogFormat` when given explicitly; None means the default v2 format.
+    pub log_format: Option<String>,
+    /// `MaxAggregationInterval` when given explicitly (60 or 600).
+    pub max_aggregation_interval: Option<u32>,
+    /// Milliseconds since the Unix epoch.
+    pub creation_time_ms: i64,
+    pub deliver_status: DeliverStatus,
+    pub deliver_error: Option<String>,
+    pub tags: Tags,
+}

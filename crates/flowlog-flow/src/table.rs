@@ -1,0 +1,494 @@
+//! [`FlowTable`]: packet counters per key per epoch-aligned window, and their records.
+//!
+//! Invariants:
+//! - A packet with timestamp `t` (seconds) belongs to the window starting at
+//!   `t - t % interval`. Records carry the first and last packet second of their key inside
+//!   that window (spec §14 Q5); NODATA and SKIPDATA records carry the window bounds.
+//! - Several windows may be open at once (the caller closes them); entries of all open windows
+//!   together never exceed `capacity`. A packet that would need a new entry beyond it is counted
+//!   in [`FlowStats::overflow_packets`] and makes its window emit one SKIPDATA record for its ENI.
+//! - Per packet there is no allocation once the maps have grown to their working size: closed
+//!   windows return their maps to a pool with their capacity kept.
+//! - Excluded traffic ([`crate::exclude`]) is counted in the stats and never recorded.
+//! - Output order is deterministic: windows by start, then records by ENI, first packet second
+//!   and key; SKIPDATA and NODATA records of a window follow its traffic records.
+
+use std::collections::HashMap;
+
+use flowlog_capture::{packet::addr, PacketMeta};
+use flowlog_model::record::Traffic;
+use flowlog_model::{Action, FlowRecord, LogStatus};
+use rustc_hash::FxBuildHasher;
+
+use crate::exclude::excluded;
+use crate::key::FlowKey;
+
+type Map = HashMap<FlowKey, Counters, FxBuildHasher>;
+
+/// Configuration of a [`FlowTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Aggregation window in seconds (at least 1).
+    pub interval_s: u64,
+    /// Most entries held across all open windows.
+    pub capacity: usize,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            interval_s: 600,
+            capacity: 1_000_000,
+        }
+    }
+}
+
+/// Running totals of what the table saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Packets counted into records (after GSO expansion).
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets of excluded traffic (metadata, time sync, DHCP).
+    pub excluded_packets: u64,
+    /// Packets dropped because the table was full (reported as SKIPDATA).
+    pub overflow_packets: u64,
+    /// Packets counted by the caller as lost (e.g. kernel drops), reported as SKIPDATA.
+    pub lost_packets: u64,
+    /// Packets that arrived for a window that had already been closed; they were counted
+    /// in a re-opened window, so their key may get a second record for that window.
+    pub late_packets: u64,
+    /// Rejected packets that had no matching ACCEPT packet to move.
+    pub reject_unmatched: u64,
+}
+
+/// What [`FlowTable::add`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    Counted,
+    Excluded,
+    /// Table full: counted as skipped for the ENI's window.
+    Overflow,
+}
+
+/// What [`FlowTable::reject`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectOutcome {
+    /// One packet moved from the ACCEPT entry of the key to its REJECT entry.
+    Moved,
+    /// No ACCEPT packet of the key in that window: counted directly as REJECT.
+    Unmatched,
+    Excluded,
+    Overflow,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    packets: u64,
+    bytes: u64,
+    first_s: u64,
+    last_s: u64,
+    tcp_flags: u8,
+}
+
+#[derive(Debug)]
+struct Window {
+    start: u64,
+    flows: Map,
+    /// (ENI, packets) that could not be recorded.
+    skipped: Vec<(u32, u64)>,
+}
+
+/// A closed record before ENI names are attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowRecord {
+    pub eni: u32,
+    pub start: u64,
+    pub end: u64,
+    pub traffic: Option<Traffic>,
+    pub status: LogStatus,
+}
+
+impl WindowRecord {
+    /// Attaches the account and interface ids.
+    pub fn into_record(self, account_id: &str, interface_id: &str) -> FlowRecord {
+        FlowRecord {
+            account_id: account_id.to_owned(),
+            interface_id: interface_id.to_owned(),
+            start: self.start,
+            end: self.end,
+            traffic: self.traffic,
+            status: self.status,
+        }
+    }
+}
+
+/// The flow table. See the module docs for its invariants.
+#[derive(Debug)]
+pub struct FlowTable {
+    interval: u64,
+    capacity: usize,
+    /// Open windows, sorted by start.
+    windows: Vec<Window>,
+    /// Index into `windows` of the last window used.
+    hot: usize,
+    entries: usize,
+    pool: Vec<Map>,
+    scratch: Vec<(FlowKey, Counters)>,
+    /// Every window starting before this has been closed at least once.
+    closed_before: u64,
+    /// NODATA has been considered for every window starting before this.
+    nodata_before: u64,
+    stats: FlowStats,
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig) -> FlowTable {
+        FlowTable {
+            interval: cfg.interval_s.max(1),
+            capacity: cfg.capacity,
+            windows: Vec::new(),
+            hot: 0,
+            entries: 0,
+            pool: Vec::new(),
+            scratch: Vec::new(),
+            closed_before: 0,
+            nodata_before: 0,
+            stats: FlowStats::default(),
+        }
+    }
+
+    pub fn interval(&self) -> u64 {
+        self.interval
+    }
+
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+
+    /// Entries currently held across open windows.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Start of the window holding second `t`.
+    #[inline]
+    pub fn window_start(&self, t_s: u64) -> u64 {
+        t_s - t_s % self.interval
+    }
+
+    /// Starts of the open windows, ascending.
+    pub fn open_windows(&self) -> impl Iterator<Item = u64> + '_ {
+        self.windows.iter().map(|w| w.start)
+    }
+
+    #[inline]
+    fn window_index(&mut self, start: u64) -> usize {
+        if let Some(w) = self.windows.get(self.hot) {
+            if w.start == start {
+                return self.hot;
+            }
+        }
+        let i = match self.windows.binary_search_by_key(&start, |w| w.start) {
+            Ok(i) => i,
+            Err(i) => {
+                let flows = self.pool.pop().unwrap_or_default();
+                self.windows.insert(
+                    i,
+                    Window {
+                        start,
+                        flows,
+                        skipped: Vec::new(),
+                    },
+                );
+                i
+            }
+        };
+        self.hot = i;
+        i
+    }
+
+    /// Counts one packet of `ip_len` bytes.
+    #[inline]
+    pub fn add(&mut self, eni: u32, m: &PacketMeta, ts_ns: u64, action: Action) -> AddOutcome {
+        self.add_counts(eni, m, ts_ns, action, 1, m.ip_len as u64)
+    }
+
+    /// Counts `packets` packets totalling `bytes` bytes (a GSO super-frame expanded with
+    /// [`flowlog_capture::gso_segments`]).
+    #[inline]
+    pub fn add_counts(
+        &mut self,
+        eni: u32,
+        m: &PacketMeta,
+        ts_ns: u64,
+        action: Action,
+        packets: u64,
+        bytes: u64,
+    ) -> AddOutcome {
+        if excluded(m) {
+            self.stats.excluded_packets += packets;
+            return AddOutcome::Excluded;
+        }
+        let key = FlowKey::new(eni, m, action);
+        if self.count(key, ts_ns, packets, bytes, m.tcp_flags) {
+            AddOutcome::Counted
+        } else {
+            AddOutcome::Overflow
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, key: FlowKey, ts_ns: u64, packets: u64, bytes: u64, flags: u8) -> bool {
+        let t = ts_ns / 1_000_000_000;
+        let start = self.window_start(t);
+        if start < self.closed_before {
+            self.stats.late_packets += packets;
+        }
+        let wi = self.window_index(start);
+        let full = self.entries >= self.capacity;
+        let w = &mut self.windows[wi];
+        if let Some(c) = w.flows.get_mut(&key) {
+            c.packets += packets;
+            c.bytes += bytes;
+            c.tcp_flags |= flags;
+            if t < c.first_s {
+                c.first_s = t;
+            }
+            if t > c.last_s {
+                c.last_s = t;
+            }
+        } else if full {
+            match w.skipped.iter_mut().find(|(e, _)| *e == key.eni) {
+                Some((_, n)) => *n += packets,
+                None => w.skipped.push((key.eni, packets)),
+            }
+            self.stats.overflow_packets += packets;
+            return false;
+        } else {
+            w.flows.insert(
+                key,
+                Counters {
+                    packets,
+                    bytes,
+                    first_s: t,
+                    last_s: t,
+                    tcp_flags: flags,
+                },
+            );
+            self.entries += 1;
+        }
+        self.stats.packets += packets;
+        self.stats.bytes += bytes;
+        true
+    }
+
+    /// An inbound packet the firewall rejected after it was counted as ACCEPT: moves one packet
+    /// (and `m.ip_len` bytes) of the key from ACCEPT to REJECT in the window of `ts_ns`. An
+    /// ACCEPT entry left with zero packets emits no record. Without a matching ACCEPT packet the
+    /// packet is counted as REJECT only.
+    pub fn reject(&mut self, eni: u32, m: &PacketMeta, ts_ns: u64) -> RejectOutcome {
+        if excluded(m) {
+            self.stats.excluded_packets += 1;
+            return RejectOutcome::Excluded;
+        }
+        let bytes = m.ip_len as u64;
+        let key = FlowKey::new(eni, m, Action::Accept);
+        let start = self.window_start(ts_ns / 1_000_000_000);
+        let mut moved = false;
+        if let Ok(wi) = self.windows.binary_search_by_key(&start, |w| w.start) {
+            if let Some(c) = self.windows[wi].flows.get_mut(&key) {
+                if c.packets > 0 {
+                    c.packets -= 1;
+                    c.bytes = c.bytes.saturating_sub(bytes);
+                    moved = true;
+                    self.stats.packets -= 1;
+                    self.stats.bytes = self.stats.bytes.saturating_sub(bytes);
+                }
+            }
+        }
+        if !moved {
+            self.stats.reject_unmatched += 1;
+        }
+        let rkey = key.with_action(Action::Reject);
+        if !self.count(rkey, ts_ns, 1, bytes, m.tcp_flags) {
+            return RejectOutcome::Overflow;
+        }
+        if moved {
+            RejectOutcome::Moved
+        } else {
+            RejectOutcome::Unmatched
+        }
+    }
+
+    /// Records `packets` packets of `eni` that were lost before parsing (kernel drops, ...):
+    /// the window of `ts_ns` emits a SKIPDATA record for the ENI.
+    pub fn note_lost(&mut self, eni: u32, ts_ns: u64, packets: u64) {
+        if packets == 0 {
+            return;
+        }
+        let start = self.window_start(ts_ns / 1_000_000_000);
+        let wi = self.window_index(start);
+        let w = &mut self.windows[wi];
+        match w.skipped.iter_mut().find(|(e, _)| *e == eni) {
+            Some((_, n)) => *n += packets,
+            None => w.skipped.push((eni, packets)),
+        }
+        self.stats.lost_packets += packets;
+    }
+
+    /// Closes every window that ends at or before `until_s` and hands its records to `sink`.
+    ///
+    /// `nodata` lists ENIs that must be reported: each one without any record in a window
+    /// ending at or before `until_s` (and not yet reported) gets a NODATA record for it. Pass
+    /// an empty slice for pcap files, where idle windows are not reported.
+    pub fn close_until(
+        &mut self,
+        until_s: u64,
+        nodata: &[u32],
+        sink: &mut impl FnMut(WindowRecord),
+    ) {
+        let interval = self.interval;
+        let n_close = self
+            .windows
+            .iter()
+            .take_while(|w| w.start + interval <= until_s)
+            .count();
+        let closing: Vec<Window> = self.windows.drain(..n_close).collect();
+        self.hot = 0;
+        let mut closing = closing.into_iter().peekable();
+        if !nodata.is_empty() {
+            // every fully elapsed window since the last NODATA pass, with or without traffic
+            let last_end = until_s - until_s % interval;
+            let mut ws = self.nodata_before.max(self.closed_before);
+            if ws == 0 {
+                ws = last_end.saturating_sub(interval);
+            }
+            while ws + interval <= last_end {
+                while let Some(w) = closing.next_if(|w| w.start < ws) {
+                    self.emit(w, &[], sink);
+                }
+                match closing.next_if(|w| w.start == ws) {
+                    Some(w) => self.emit(w, nodata, sink),
+                    None => {
+                        for &eni in nodata {
+                            sink(WindowRecord {
+                                eni,
+                                start: ws,
+                                end: ws + interval,
+                                traffic: None,
+                                status: LogStatus::NoData,
+                            });
+                        }
+                    }
+                }
+                ws += interval;
+            }
+            self.nodata_before = self.nodata_before.max(last_end);
+        }
+        for w in closing {
+            self.emit(w, &[], sink);
+        }
+        self.closed_before = self.closed_before.max(until_s - until_s % interval);
+    }
+
+    /// Closes every open window (end of a capture file, shutdown).
+    pub fn close_all(&mut self, sink: &mut impl FnMut(WindowRecord)) {
+        let windows: Vec<Window> = std::mem::take(&mut self.windows);
+        self.hot = 0;
+        for w in windows {
+            let end = w.start + self.interval;
+            self.closed_before = self.closed_before.max(end);
+            self.emit(w, &[], sink);
+        }
+    }
+
+    /// Like [`FlowTable::close_until`], naming ENIs by index into `names` (account id,
+    /// interface id); unknown indexes are named `unknown`.
+    pub fn drain_records(
+        &mut self,
+        until_s: u64,
+        nodata: &[u32],
+        names: &[(String, String)],
+        out: &mut Vec<FlowRecord>,
+    ) {
+        self.close_until(until_s, nodata, &mut |r| out.push(named(r, names)));
+    }
+
+    /// Like [`FlowTable::close_all`] with names, see [`FlowTable::drain_records`].
+    pub fn drain_all_records(&mut self, names: &[(String, String)], out: &mut Vec<FlowRecord>) {
+        self.close_all(&mut |r| out.push(named(r, names)));
+    }
+
+    fn emit(&mut self, mut w: Window, nodata: &[u32], sink: &mut impl FnMut(WindowRecord)) {
+        let end = w.start + self.interval;
+        self.entries -= w.flows.len();
+        let mut items = std::mem::take(&mut self.scratch);
+        items.clear();
+        items.extend(w.flows.drain());
+        items.sort_unstable_by(|a, b| {
+            (a.0.eni, a.1.first_s, &a.0).cmp(&(b.0.eni, b.1.first_s, &b.0))
+        });
+        let mut seen: Vec<u32> = Vec::new();
+        for (k, c) in &items {
+            if c.packets == 0 {
+                continue;
+            }
+            if !nodata.is_empty() && seen.last() != Some(&k.eni) {
+                seen.push(k.eni);
+            }
+            sink(WindowRecord {
+                eni: k.eni,
+                start: c.first_s,
+                end: c.last_s,
+                traffic: Some(Traffic {
+                    src: addr(k.family, &k.src),
+                    dst: addr(k.family, &k.dst),
+                    src_port: k.src_port,
+                    dst_port: k.dst_port,
+                    protocol: k.protocol,
+                    packets: c.packets,
+                    bytes: c.bytes,
+                    action: k.action,
+                    tcp_flags: c.tcp_flags,
+                }),
+                status: LogStatus::Ok,
+            });
+        }
+        w.skipped.sort_unstable();
+        for &(eni, _) in &w.skipped {
+            seen.push(eni);
+            sink(WindowRecord {
+                eni,
+                start: w.start,
+                end,
+                traffic: None,
+                status: LogStatus::SkipData,
+            });
+        }
+        for &eni in nodata {
+            if !seen.contains(&eni) {
+                sink(WindowRecord {
+                    eni,
+                    start: w.start,
+                    end,
+                    traffic: None,
+                    status: LogStatus::NoData,
+                });
+            }
+        }
+        self.scratch = items;
+        self.pool.push(w.flows);
+    }
+}
+
+fn named(r: WindowRecord, names: &[(String, String)]) -> FlowRecord {
+    match names.get(r.eni as usize) {
+        Some((account, eni)) => r.into_record(account, eni),
+        None => r.into_record("unknown", "unknown"),
+    }
+}

@@ -1,1 +1,17 @@
-//! placeholder, see ARCHITECTURE.md
+//! Live capture on Linux: AF_PACKET TPACKET_V3 rings and the NFLOG verdict listener.
+//!
+//! Layers, outside in: [`sys`] is the only `unsafe` code in flowlog (sockets, the mapped ring,
+//! `setns`); it produces byte chunks through the [`source::Source`] trait. [`tpacket`] walks a
+//! ring block into packets and [`nflog`] parses netlink datagrams into logged packets, both
+//! pure. [`capture`] is the loop that feeds both into a `FlowTable` and closes windows; it is
+//! generic over `Source`, so tests drive it with [`source::FakeSource`] and a fake clock.
+//! This crate knows nothing about ENI inventory, delivery or HTTP.
+
+pub mod error;
+pub mod nflog;
+pub mod source;
+pub mod sys;
+pub mod tpacket;
+
+pub use error::{LiveError, Result};
+pub use source::{FakeSource, Source};

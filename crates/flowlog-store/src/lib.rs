@@ -1,1 +1,160 @@
-//! placeholder, see ARCHITECTURE.md
+//! Durable state of the control plane behind the [`Store`] trait: VPCs, subnets, network
+//! interfaces, flow logs, tags and ClientToken records. Every operation that checks and then
+//! writes (duplicates, limits, address allocation, idempotency) runs in one transaction, so
+//! concurrent requests cannot interleave between the check and the write.
+//!
+//! The store knows the resources' shapes and their relations; it does not know the wire
+//! protocol (the API layer validates syntax and renders XML).
+
+mod schema;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+pub use sqlite::SqliteStore;
+
+use flowlog_model::{DeliverStatus, Destination, FlowLog, NetworkInterface, ResourceType, Subnet, Tags, TrafficType, Vpc};
+
+/// Errors of the store. `Api` carries a domain error the API answers verbatim.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{code}: {message}")]
+    Api { status: u16, code: String, message: String },
+    #[error("the database is busy")]
+    Busy,
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn api(code: &str, message: impl Into<String>) -> StoreError {
+        StoreError::Api { status: 400, code: code.to_string(), message: message.into() }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One failed resource of CreateFlowLogs / one unknown ID of DeleteFlowLogs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unsuccessful {
+    pub resource_id: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// The answer of CreateFlowLogs, kept with its ClientToken for replays.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CreateOutcome {
+    pub client_token: String,
+    pub flow_log_ids: Vec<String>,
+    pub unsuccessful: Vec<Unsuccessful>,
+}
+
+/// A validated CreateFlowLogs request, ready for the per-resource checks.
+#[derive(Debug, Clone)]
+pub struct NewFlowLogs {
+    pub account_id: String,
+    pub resource_type: ResourceType,
+    pub resource_ids: Vec<String>,
+    pub traffic_type: TrafficType,
+    pub destination: Destination,
+    pub log_format: Option<String>,
+    pub max_aggregation_interval: Option<u32>,
+    pub tags: Tags,
+    pub client_token: String,
+    /// Canonical form of the request parameters, compared on token reuse.
+    pub fingerprint: String,
+    /// Flow logs allowed per resource (2 in 2018 mode); None for no limit.
+    pub limit_per_resource: Option<u32>,
+    /// Destination failure to report for every existing resource (S3 bucket check).
+    pub destination_error: Option<(String, String)>,
+    pub creation_time_ms: i64,
+}
+
+/// Result of a ClientToken lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    New,
+    Replay(CreateOutcome),
+    Mismatch,
+}
+
+/// Columns a DescribeFlowLogs filter can select on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowLogField {
+    FlowLogId,
+    ResourceId,
+    TrafficType,
+    LogDestinationType,
+    LogGroupName,
+    DeliverLogsStatus,
+    TagKey,
+    TagValue,
+    Tag(String),
+}
+
+/// A DescribeFlowLogs selection: every condition must hold (AND); the values of one
+/// condition are alternatives (OR) and may contain `*` and `?` wildcards.
+#[derive(Debug, Clone, Default)]
+pub struct FlowLogQuery {
+    pub account_id: String,
+    pub ids: Vec<String>,
+    pub conditions: Vec<(FlowLogField, Vec<String>)>,
+    /// Only flow logs created after this position (from a NextToken).
+    pub after_seq: i64,
+    pub limit: Option<usize>,
+}
+
+/// One page of flow logs; `last_seq` is set when more matches may follow.
+#[derive(Debug, Clone)]
+pub struct FlowLogPage {
+    pub flow_logs: Vec<FlowLog>,
+    pub next_seq: Option<i64>,
+}
+
+/// A new network interface; the address is allocated in the subnet when `None`.
+#[derive(Debug, Clone)]
+pub struct NewNetworkInterface {
+    pub id: String,
+    pub account_id: String,
+    pub subnet_id: String,
+    pub description: String,
+    pub private_ip_address: Option<std::net::Ipv4Addr>,
+    pub mac_address: String,
+    pub security_group_ids: Vec<String>,
+    pub tags: Tags,
+}
+
+/// The control plane's persistence.
+pub trait Store: Send + Sync {
+    fn create_vpc(&self, vpc: &Vpc) -> Result<()>;
+    fn vpcs(&self, account_id: &str) -> Result<Vec<Vpc>>;
+    /// Fails with `DependencyViolation` while subnets exist; removes the VPC's flow logs.
+    fn delete_vpc(&self, account_id: &str, id: &str) -> Result<()>;
+
+    /// Checks the VPC, range and overlap, then inserts.
+    fn create_subnet(&self, subnet: &Subnet) -> Result<()>;
+    fn subnets(&self, account_id: &str) -> Result<Vec<Subnet>>;
+    fn delete_subnet(&self, account_id: &str, id: &str) -> Result<()>;
+
+    fn create_network_interface(&self, eni: &NewNetworkInterface) -> Result<NetworkInterface>;
+    fn network_interfaces(&self, account_id: &str) -> Result<Vec<NetworkInterface>>;
+    fn delete_network_interface(&self, account_id: &str, id: &str) -> Result<()>;
+
+    /// Adds or replaces tags on existing resources (all of them must exist).
+    fn create_tags(&self, account_id: &str, ids: &[String], tags: &Tags) -> Result<()>;
+    /// Removes tags: a key alone removes it whatever its value; with a value only if equal.
+    /// An empty list removes every tag of the resources.
+    fn delete_tags(&self, account_id: &str, ids: &[String], tags: &[(String, Option<String>)]) -> Result<()>;
+
+    fn check_client_token(&self, account_id: &str, action: &str, token: &str, fingerprint: &str) -> Result<TokenCheck>;
+    fn create_flow_logs(&self, req: &NewFlowLogs) -> Result<CreateOutcome>;
+    /// Deletes the known IDs and returns the unknown ones, in request order.
+    fn delete_flow_logs(&self, account_id: &str, ids: &[String]) -> Result<Vec<String>>;
+    fn describe_flow_logs(&self, q: &FlowLogQuery) -> Result<FlowLogPage>;
+    fn set_deliver_status(&self, id: &str, status: DeliverStatus, error: Option<&str>) -> Result<()>;
+    /// Every flow log of every account (the agent's desired state).
+    fn all_flow_logs(&self) -> Result<Vec<FlowLog>>;
+}

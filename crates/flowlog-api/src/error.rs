@@ -1,0 +1,109 @@
+//! The one error type of the API layer and its mapping to the wire: an EC2 error code, a
+//! message and an HTTP status. Every failure of a request ends here; the XML envelope is
+//! rendered by `xml::error_body`.
+
+use flowlog_store::StoreError;
+
+/// A request-level failure, answered with the `<Response><Errors>` envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(400, code, message)
+    }
+
+    pub fn missing(name: &str) -> ApiError {
+        ApiError::bad_request(
+            "MissingParameter",
+            format!("The request must contain the parameter {name}"),
+        )
+    }
+
+    pub fn invalid_value(name: &str, value: &str, expect: &str) -> ApiError {
+        ApiError::bad_request(
+            "InvalidParameterValue",
+            format!("Value ({value}) for parameter {name} is invalid. {expect}"),
+        )
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> ApiError {
+        ApiError::bad_request("InvalidParameter", message)
+    }
+
+    pub fn invalid_filter(name: &str) -> ApiError {
+        ApiError::bad_request(
+            "InvalidParameterValue",
+            format!("The filter '{name}' is invalid"),
+        )
+    }
+
+    pub fn unknown_parameter(name: &str) -> ApiError {
+        ApiError::bad_request(
+            "UnknownParameter",
+            format!("The parameter {name} is not recognized"),
+        )
+    }
+
+    pub fn auth_failure(message: impl Into<String>) -> ApiError {
+        ApiError::new(401, "AuthFailure", message)
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            403,
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        )
+    }
+
+    pub fn dry_run() -> ApiError {
+        ApiError::new(
+            412,
+            "DryRunOperation",
+            "Request would have succeeded, but DryRun flag is set.",
+        )
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            500,
+            "InternalError",
+            "An internal error has occurred. The request may be retried.",
+        )
+    }
+
+    pub fn unavailable() -> ApiError {
+        ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "The service is busy; retry the request.",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Api { status, code, message } => ApiError::new(status, code, message),
+            StoreError::Busy => ApiError::unavailable(),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::internal()
+            }
+        }
+    }
+}

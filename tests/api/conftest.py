@@ -368,6 +368,10 @@ class Server:
         data = b""
         if method == "GET":
             url += "?" + encoded
+        elif presign and body is None:
+            # botocore's presigner takes the form params as a dict and moves them to the URL
+            data = dict(pairs)
+            hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
         else:
             data = body if body is not None else encoded.encode()
             hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")

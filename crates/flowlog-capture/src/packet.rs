@@ -234,7 +234,8 @@ const MAX_EXT_HEADERS: usize = 16;
 
 #[inline(always)]
 fn be16(b: &[u8], off: usize) -> Option<u16> {
-    b.get(off..off + 2).map(|s| u16::from_be_bytes([s[0], s[1]]))
+    b.get(off..off + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
 }
 
 /// Parses one frame of the given link type.

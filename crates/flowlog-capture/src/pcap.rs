@@ -15,6 +15,7 @@
 //! malformed so hostile lengths cannot make the reader allocate without bound.
 
 use std::io::{self, Read};
+use std::sync::mpsc;
 
 use crate::packet::LinkType;
 
@@ -83,12 +84,12 @@ enum Kind {
 /// A streaming pcap/pcapng reader.
 #[derive(Debug)]
 pub struct CaptureReader<R> {
-    src: R,
+    src: Input<R>,
     buf: Vec<u8>,
     pos: usize,
     end: usize,
     eof: bool,
-    /// File offset of `buf[0]`.
+    /// File offset of `buf[0]` (wrapping: may be "negative" after a chunk swap).
     base: u64,
     kind: Kind,
     last_ts: u64,
@@ -128,6 +129,85 @@ fn to_ns(ts: u64, units: u64, offset_s: i64) -> u64 {
     }
 }
 
+/// Bytes kept free in front of every chunk for the tail of the previous one.
+const HEADROOM: usize = 256 << 10;
+
+#[derive(Debug)]
+enum Input<R> {
+    Plain(R),
+    Threaded(Chunks),
+}
+
+/// A reader thread filling chunks (`HEADROOM` free bytes, then data) and the channels to it.
+#[derive(Debug)]
+struct Chunks {
+    full: mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    free: mpsc::SyncSender<Vec<u8>>,
+}
+
+impl Chunks {
+    fn spawn<R: Read + Send + 'static>(mut src: R, chunk: usize) -> Chunks {
+        const DEPTH: usize = 3;
+        let (full_tx, full) = mpsc::sync_channel(DEPTH);
+        let (free, free_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH + 2);
+        std::thread::spawn(move || {
+            let mut made = 0;
+            loop {
+                let mut buf = match free_rx.try_recv() {
+                    Ok(b) => b,
+                    Err(_) if made < DEPTH + 2 => {
+                        made += 1;
+                        vec![0u8; HEADROOM + chunk]
+                    }
+                    Err(_) => match free_rx.recv() {
+                        Ok(b) => b,
+                        Err(_) => return,
+                    },
+                };
+                let mut n = 0;
+                let data = &mut buf[HEADROOM..];
+                let res = loop {
+                    if n == data.len() {
+                        break Ok(());
+                    }
+                    match src.read(&mut data[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                let done = n < data.len();
+                let msg = match res {
+                    Ok(()) if n == 0 => return,
+                    Ok(()) => Ok((buf, n)),
+                    Err(e) => Err(e),
+                };
+                let failed = msg.is_err();
+                if full_tx.send(msg).is_err() || done || failed {
+                    return;
+                }
+            }
+        });
+        Chunks { full, free }
+    }
+
+    /// The next chunk and its data length, `None` at end of input.
+    fn next(&mut self) -> io::Result<Option<(Vec<u8>, usize)>> {
+        match self.full.recv() {
+            Ok(Ok(c)) => Ok(Some(c)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn give_back(&mut self, buf: Vec<u8>) {
+        if buf.len() > HEADROOM {
+            let _ = self.free.try_send(buf);
+        }
+    }
+}
+
 const PCAP_MICRO: u32 = 0xa1b2_c3d4;
 const PCAP_NANO: u32 = 0xa1b2_3c4d;
 const NG_SHB: u32 = 0x0a0d_0d0a;
@@ -142,9 +222,24 @@ impl<R: Read> CaptureReader<R> {
     /// Like [`CaptureReader::new`] with an explicit initial buffer size (grown when a record
     /// needs more, up to [`MAX_RECORD`]).
     pub fn with_buffer_size(src: R, size: usize) -> Result<Self, CaptureError> {
+        Self::start(Input::Plain(src), vec![0; size.clamp(64, MAX_RECORD)])
+    }
+
+    /// Reads `src` on a separate thread in chunks of `chunk` bytes, so that the kernel's copy
+    /// into user memory overlaps with parsing. Chunks are handed over without copying (only
+    /// a record split between two chunks is moved).
+    pub fn with_reader_thread(src: R, chunk: usize) -> Result<Self, CaptureError>
+    where
+        R: Send + 'static,
+    {
+        let chunks = Chunks::spawn(src, chunk.clamp(4096, MAX_RECORD));
+        Self::start(Input::Threaded(chunks), Vec::new())
+    }
+
+    fn start(src: Input<R>, buf: Vec<u8>) -> Result<Self, CaptureError> {
         let mut r = CaptureReader {
             src,
-            buf: vec![0; size.clamp(64, MAX_RECORD)],
+            buf,
             pos: 0,
             end: 0,
             eof: false,
@@ -201,11 +296,26 @@ impl<R: Read> CaptureReader<R> {
 
     /// Bytes of the file consumed so far (for progress reports).
     pub fn position(&self) -> u64 {
-        self.base + self.pos as u64
+        self.base.wrapping_add(self.pos as u64)
     }
 
     /// Ensures `need` bytes are buffered at `pos`. Returns false at end of input before that.
+    #[inline]
     fn fill(&mut self, need: usize) -> io::Result<bool> {
+        if self.end - self.pos >= need {
+            return Ok(true);
+        }
+        if matches!(self.src, Input::Threaded(_)) {
+            self.fill_chunks(need)
+        } else {
+            self.fill_plain(need)
+        }
+    }
+
+    fn fill_plain(&mut self, need: usize) -> io::Result<bool> {
+        let Input::Plain(src) = &mut self.src else {
+            return Ok(false);
+        };
         while self.end - self.pos < need {
             if self.eof {
                 return Ok(false);
@@ -213,7 +323,7 @@ impl<R: Read> CaptureReader<R> {
             if self.buf.len() - self.pos < need || self.end == self.buf.len() {
                 if self.pos > 0 {
                     self.buf.copy_within(self.pos..self.end, 0);
-                    self.base += self.pos as u64;
+                    self.base = self.base.wrapping_add(self.pos as u64);
                     self.end -= self.pos;
                     self.pos = 0;
                 }
@@ -222,11 +332,53 @@ impl<R: Read> CaptureReader<R> {
                     self.buf.resize(grown, 0);
                 }
             }
-            match self.src.read(&mut self.buf[self.end..]) {
+            match src.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    fn fill_chunks(&mut self, need: usize) -> io::Result<bool> {
+        let Input::Threaded(chunks) = &mut self.src else {
+            return Ok(false);
+        };
+        while self.end - self.pos < need {
+            if self.eof {
+                return Ok(false);
+            }
+            let Some((mut next, n)) = chunks.next()? else {
+                self.eof = true;
+                return Ok(false);
+            };
+            let tail = self.end - self.pos;
+            if tail <= HEADROOM {
+                // move the unread tail in front of the new chunk's data and swap buffers
+                let new_pos = HEADROOM - tail;
+                next[new_pos..HEADROOM].copy_from_slice(&self.buf[self.pos..self.end]);
+                self.base = self
+                    .base
+                    .wrapping_add(self.pos as u64)
+                    .wrapping_sub(new_pos as u64);
+                let old = std::mem::replace(&mut self.buf, next);
+                chunks.give_back(old);
+                self.pos = new_pos;
+                self.end = HEADROOM + n;
+            } else {
+                // a record larger than the headroom: append to the current buffer
+                if self.pos > 0 {
+                    self.buf.copy_within(self.pos..self.end, 0);
+                    self.base = self.base.wrapping_add(self.pos as u64);
+                    self.end -= self.pos;
+                    self.pos = 0;
+                }
+                self.buf.truncate(self.end);
+                self.buf.extend_from_slice(&next[HEADROOM..HEADROOM + n]);
+                self.end += n;
+                chunks.give_back(next);
             }
         }
         Ok(true)

@@ -186,33 +186,58 @@ impl RecordFormat {
 
     fn write_field(&self, field: Field, r: &FlowRecord, out: &mut String) {
         let t = r.traffic.as_ref();
-        // Writing into a String cannot fail.
-        let _ = match field {
-            Field::Version => write!(out, "{}", self.version),
-            Field::AccountId => write!(out, "{}", r.account_id),
-            Field::InterfaceId => write!(out, "{}", r.interface_id),
-            Field::SrcAddr => opt(out, t.map(|t| t.src)),
-            Field::DstAddr => opt(out, t.map(|t| t.dst)),
-            Field::SrcPort => opt(out, t.map(|t| t.src_port)),
-            Field::DstPort => opt(out, t.map(|t| t.dst_port)),
-            Field::Protocol => opt(out, t.map(|t| t.protocol)),
-            Field::Packets => opt(out, t.map(|t| t.packets)),
-            Field::Bytes => opt(out, t.map(|t| t.bytes)),
-            Field::Start => write!(out, "{}", r.start),
-            Field::End => write!(out, "{}", r.end),
-            Field::Action => opt(out, t.map(|t| t.action.as_str())),
-            Field::LogStatus => write!(out, "{}", r.status.as_str()),
-            Field::TcpFlags => opt(out, t.map(|t| t.tcp_flags & 0x17)),
-        };
+        match (field, t) {
+            (Field::Version, _) => push_u64(out, self.version as u64),
+            (Field::AccountId, _) => out.push_str(&r.account_id),
+            (Field::InterfaceId, _) => out.push_str(&r.interface_id),
+            (Field::Start, _) => push_u64(out, r.start),
+            (Field::End, _) => push_u64(out, r.end),
+            (Field::LogStatus, _) => out.push_str(r.status.as_str()),
+            (Field::SrcAddr, Some(t)) => push_ip(out, t.src),
+            (Field::DstAddr, Some(t)) => push_ip(out, t.dst),
+            (Field::SrcPort, Some(t)) => push_u64(out, t.src_port as u64),
+            (Field::DstPort, Some(t)) => push_u64(out, t.dst_port as u64),
+            (Field::Protocol, Some(t)) => push_u64(out, t.protocol as u64),
+            (Field::Packets, Some(t)) => push_u64(out, t.packets),
+            (Field::Bytes, Some(t)) => push_u64(out, t.bytes),
+            (Field::Action, Some(t)) => out.push_str(t.action.as_str()),
+            (Field::TcpFlags, Some(t)) => push_u64(out, (t.tcp_flags & 0x17) as u64),
+            (_, None) => out.push('-'),
+        }
     }
 }
 
-fn opt<T: std::fmt::Display>(out: &mut String, v: Option<T>) -> std::fmt::Result {
-    match v {
-        Some(v) => write!(out, "{v}"),
-        None => {
-            out.push('-');
-            Ok(())
+/// Appends the decimal digits of `v` (no allocation, no `fmt` machinery).
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(d as char);
+    }
+}
+
+/// Appends an address: dotted quad for IPv4, RFC 5952 canonical text for IPv6.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u64(out, *o as u64);
+            }
+        }
+        IpAddr::V6(v6) => {
+            // Writing into a String cannot fail.
+            let _ = write!(out, "{v6}");
         }
     }
 }
@@ -259,9 +284,9 @@ mod tests {
             dst: "2001:0db8:1234:a102:3304:8879:34cf:4071".parse().unwrap(),
             ..t
         };
-        assert!(f
-            .line(&rec(Some(v6), LogStatus::Ok))
-            .contains(" 2001:db8:1234:a100:8d6e:3477:df66:f105 2001:db8:1234:a102:3304:8879:34cf:4071 "));
+        assert!(f.line(&rec(Some(v6), LogStatus::Ok)).contains(
+            " 2001:db8:1234:a100:8d6e:3477:df66:f105 2001:db8:1234:a102:3304:8879:34cf:4071 "
+        ));
         assert_eq!(
             f.header(),
             "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"

@@ -468,3 +468,6 @@ pub fn gso_segments(meta: &PacketMeta, gso_size: u16) -> (u64, u64) {
     let n = payload.div_ceil(g);
     (n, payload + n * hdr)
 }
+
+#[cfg(test)]
+mod tests;

@@ -259,7 +259,7 @@ pub mod build {
             }
             b.extend_from_slice(&h);
             b.extend_from_slice(&p.frame);
-            while b.len() % 16 != 0 {
+            while !b.len().is_multiple_of(16) {
                 b.push(0);
             }
         }

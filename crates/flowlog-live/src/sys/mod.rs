@@ -10,6 +10,7 @@
 pub mod netlink;
 pub mod netns;
 pub mod ring;
+pub mod signal;
 
 use std::io;
 

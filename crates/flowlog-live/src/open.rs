@@ -1,0 +1,91 @@
+//! Opening one interface's capture: resolve the interface, create the AF_PACKET ring and,
+//! when asked, bind an NFLOG group — all inside the requested network namespace, since
+//! sockets and interface names belong to the namespace they were created in.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{LiveError, Result};
+use crate::nflog::{self, Message, NflogConfig};
+use crate::source::Source;
+use crate::sys::netlink::NetlinkSocket;
+use crate::sys::netns::in_netns;
+use crate::sys::ring::{self, PacketRing, RingConfig};
+
+/// The sockets of one capture.
+#[derive(Debug)]
+pub struct Opened {
+    pub ring: PacketRing,
+    pub nflog: Option<NetlinkSocket>,
+    pub ifindex: u32,
+}
+
+/// `NAME` → `/run/netns/NAME` (where `ip netns add` puts it); anything with a `/` is a path.
+pub fn netns_path(name: &str) -> PathBuf {
+    if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        Path::new("/run/netns").join(name)
+    }
+}
+
+/// Opens the ring on `iface` (and the NFLOG listener) in `netns`, or in ours when `None`.
+pub fn open(
+    iface: &str,
+    netns: Option<&Path>,
+    ring_cfg: RingConfig,
+    nflog: Option<NflogConfig>,
+) -> Result<Opened> {
+    in_netns(netns, || {
+        let ifindex = ring::ifindex(iface)?;
+        let ring = PacketRing::open(ifindex, ring_cfg)?;
+        let nflog = match nflog {
+            Some(cfg) => {
+                let mut sock = NetlinkSocket::open()?;
+                bind_group(&mut sock, &cfg)?;
+                Some(sock)
+            }
+            None => None,
+        };
+        Ok(Opened {
+            ring,
+            nflog,
+            ifindex,
+        })
+    })
+}
+
+/// Sends the NFLOG bind request and waits for the kernel's answer.
+fn bind_group(sock: &mut NetlinkSocket, cfg: &NflogConfig) -> Result<()> {
+    const SEQ: u32 = 1;
+    sock.send(&nflog::bind_request(cfg, SEQ))?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(LiveError::Netlink(format!(
+                "no answer binding NFLOG group {}",
+                cfg.group
+            )));
+        }
+        let Some(datagram) = sock.next_chunk(left)? else {
+            continue;
+        };
+        for msg in nflog::messages(datagram) {
+            if let Message::Ack { seq: SEQ, errno } = msg {
+                return match errno {
+                    0 => Ok(()),
+                    libc::EBUSY => Err(LiveError::NflogGroupBusy { group: cfg.group }),
+                    libc::EPERM | libc::EACCES => Err(LiveError::PermissionDenied {
+                        op: "binding the NFLOG group",
+                    }),
+                    e => Err(LiveError::Netlink(format!(
+                        "binding NFLOG group {}: {}",
+                        cfg.group,
+                        std::io::Error::from_raw_os_error(e)
+                    ))),
+                };
+            }
+        }
+    }
+}

@@ -87,9 +87,9 @@ fn epb(out: &mut Vec<u8>, be: bool, iface: u32, ts: u64, data: &[u8]) {
     block(out, 6, &b, be);
 }
 
-fn frames<R: std::io::Read>(
-    r: &mut CaptureReader<R>,
-) -> Result<Vec<(u64, LinkType, Vec<u8>, u32)>, CaptureError> {
+type Got = Vec<(u64, LinkType, Vec<u8>, u32)>;
+
+fn frames<R: std::io::Read>(r: &mut CaptureReader<R>) -> Result<Got, CaptureError> {
     let mut v = Vec::new();
     while let Some(f) = r.next_frame()? {
         v.push((f.ts_ns, f.link, f.data.to_vec(), f.interface));

@@ -9,6 +9,9 @@
 //!   in [`FlowStats::overflow_packets`] and makes its window emit one SKIPDATA record for its ENI.
 //! - Per packet there is no allocation once the maps have grown to their working size: closed
 //!   windows return their maps to a pool with their capacity kept.
+//! - [`FlowTable::reject`] moves packets and bytes from ACCEPT to REJECT; the ACCEPT entry keeps
+//!   its first/last times and flags (they may include the moved packet), and prints nothing once
+//!   its packet count reaches zero.
 //! - Excluded traffic ([`crate::exclude`]) is counted in the stats and never recorded.
 //! - Output order is deterministic: windows by start, then records by ENI, first packet second
 //!   and key; SKIPDATA and NODATA records of a window follow its traffic records.
@@ -366,7 +369,12 @@ impl FlowTable {
             let last_end = until_s - until_s % interval;
             let mut ws = self.nodata_before.max(self.closed_before);
             if ws == 0 {
-                ws = last_end.saturating_sub(interval);
+                // first pass: from the oldest window with traffic, or the last elapsed one
+                let oldest = closing
+                    .peek()
+                    .map(|w| w.start)
+                    .or(self.windows.first().map(|w| w.start));
+                ws = oldest.unwrap_or(last_end.saturating_sub(interval));
             }
             while ws + interval <= last_end {
                 while let Some(w) = closing.next_if(|w| w.start < ws) {
@@ -492,3 +500,6 @@ fn named(r: WindowRecord, names: &[(String, String)]) -> FlowRecord {
         None => r.into_record("unknown", "unknown"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,9 @@
 //! `cmd/<name>.rs` with its clap arguments and its `run` function.
 
 mod cmd;
+mod config;
+mod credentials;
+mod logging;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +26,8 @@ enum Command {
     Pcap(cmd::pcap::Args),
     /// Capture live traffic on a Linux interface and print flow log records.
     Capture(cmd::capture::Args),
+    /// Print `export` lines for the admin credential created by `serve`.
+    Credentials(cmd::credentials::Args),
     /// Read CloudWatch Logs events kept by the embedded store (get, tail, filter).
     Logs(cmd::logs::Args),
 }
@@ -34,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Command::Pcap(args) => cmd::pcap::run(args),
         Command::Capture(args) => cmd::capture::run(args),
         Command::Logs(args) => cmd::logs::run(args),
+        Command::Credentials(args) => cmd::credentials::run(args),
     }
 }

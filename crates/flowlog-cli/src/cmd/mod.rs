@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod capture;
+pub mod credentials;
 pub mod logs;
 pub mod pcap;
 pub mod serve;

@@ -1,8 +1,203 @@
-//! Not built yet.
+//! `flowlog serve`: the control plane. Loads the config (or the embedded defaults), opens the
+//! SQLite store in the data dir, and serves the EC2 Query API over HTTP with axum; every
+//! request is handed to `flowlog_api::Api::handle` on a blocking thread.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use flowlog_api::{Api, ApiConfig, Credential};
+use flowlog_store::SqliteStore;
+
+use crate::config::{Config, DEFAULT_PORT};
+use crate::credentials;
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "With no --config, flowlog binds loopback only, creates an admin credential in \
+<data-dir>/credentials.toml on first start, and prints how to use it with the aws CLI.")]
+pub struct Args {
+    /// Address for the EC2 API [default: 127.0.0.1:4751; port 0 picks a free one].
+    #[arg(long, env = "FLOWLOG_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for state, spool and embedded destinations [default: ./.flowlog].
+    #[arg(long, env = "FLOWLOG_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML); see flowlog.example.toml.
+    #[arg(long, env = "FLOWLOG_CONFIG")]
+    pub config: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    crate::logging::init();
+    let config = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(".flowlog"));
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let listen = args
+        .listen
+        .or(config.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
+
+    let mut creds: Vec<Credential> = config
+        .credentials
+        .iter()
+        .map(|c| Credential {
+            access_key_id: c.access_key_id.clone(),
+            secret_access_key: c.secret_access_key.clone(),
+            account_id: c.account_id.clone().unwrap_or_else(|| config.account_id.clone()),
+            allow: c.allow.clone(),
+        })
+        .collect();
+    let mut bootstrap = None;
+    if creds.is_empty() {
+        if args.config.is_none() && !listen.ip().is_loopback() {
+            bail!("refusing to listen on {listen} without a config file: the embedded defaults serve loopback only");
+        }
+        let (cred, created) = credentials::load_or_create(&data_dir)?;
+        creds.push(Credential {
+            access_key_id: cred.access_key_id.clone(),
+            secret_access_key: cred.secret_access_key,
+            account_id: config.account_id.clone(),
+            allow: vec!["ec2:*".to_string()],
+        });
+        bootstrap = Some((cred.access_key_id, created));
+    }
+
+    let store = SqliteStore::open(&data_dir.join("flowlog.db"))
+        .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+    let api = Arc::new(Api {
+        config: ApiConfig {
+            region: config.region.clone(),
+            credentials: creds,
+            max_flow_logs_per_resource: match config.api.max_flow_logs_per_resource {
+                0 => None,
+                n => Some(n),
+            },
+        },
+        store: Arc::new(store),
+        buckets: None,
+    });
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("flowlog: listening on http://{addr} (EC2 API, region {})", config.region);
+        println!("flowlog: data dir {}", data_dir.display());
+        if let Some((key, created)) = &bootstrap {
+            let file = credentials::path(&data_dir);
+            println!(
+                "flowlog: {} admin credential {key} in {} (mode 0600). To use it:",
+                if *created { "created" } else { "using" },
+                file.display()
+            );
+            println!("  eval \"$(flowlog credentials --data-dir {})\"", data_dir.display());
+            println!("  aws --endpoint-url http://{addr} ec2 describe-flow-logs");
+        }
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+        let app = axum::Router::new().fallback(handle).with_state(api);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTP server failed")
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let body: Bytes = match axum::body::to_bytes(body, flowlog_api::MAX_BODY_BYTES + 1).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    if body.len() > flowlog_api::MAX_BODY_BYTES {
+        return too_large();
+    }
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let method = parts.method.as_str().to_string();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
+    let api2 = api.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        api2.handle(&flowlog_api::Request { method: &method, path: &path, query: &query, headers: &headers, body: &body, now })
+    })
+    .await;
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            let err = flowlog_api::ApiError::internal();
+            let id = uuid_like();
+            flowlog_api::Response {
+                status: err.status,
+                body: flowlog_api::xml::error_body(&err, &id),
+                request_id: id,
+                action: "-".into(),
+                error_code: Some(err.code),
+            }
+        }
+    };
+    tracing::info!(
+        action = %resp.action,
+        status = resp.status,
+        error = resp.error_code.as_deref().unwrap_or("-"),
+        request_id = %resp.request_id,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    xml_response(resp.status, resp.body)
+}
+
+fn uuid_like() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn xml_response(status: u16, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(flowlog_api::CONTENT_TYPE));
+    r
+}
+
+fn too_large() -> Response {
+    let err = flowlog_api::ApiError::new(
+        413,
+        "RequestEntityTooLarge",
+        format!("The request body is larger than the limit of {} bytes.", flowlog_api::MAX_BODY_BYTES),
+    );
+    let body = flowlog_api::xml::error_body(&err, &uuid_like());
+    (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONTENT_TYPE, flowlog_api::CONTENT_TYPE)], body).into_response()
 }

@@ -1,0 +1,60 @@
+//! The admin credential created on first start when no credentials are configured: kept in
+//! `<data-dir>/credentials.toml`, readable by its owner only, and never printed to logs.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredCredential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("credentials.toml")
+}
+
+/// Loads the stored admin credential, creating it (mode 0600) if it does not exist.
+pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(StoredCredential, bool)> {
+    let p = path(data_dir);
+    if p.exists() {
+        return Ok((load(data_dir)?, false));
+    }
+    let cred = StoredCredential {
+        access_key_id: format!("AKIA{}", random_string(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")),
+        secret_access_key: random_string(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+    };
+    let text = format!(
+        "# Admin credential created by flowlog on first start. Keep it secret.\n{}",
+        toml::to_string(&cred)?
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&p)
+        .with_context(|| format!("cannot create {}", p.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok((cred, true))
+}
+
+pub fn load(data_dir: &Path) -> anyhow::Result<StoredCredential> {
+    let p = path(data_dir);
+    let meta = std::fs::metadata(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(path = %p.display(), "credentials file is readable by others; run chmod 600 on it");
+    }
+    let text = std::fs::read_to_string(&p)?;
+    toml::from_str(&text).with_context(|| format!("invalid credentials file {}", p.display()))
+}
+
+fn random_string(n: usize, alphabet: &[u8]) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..n).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect()
+}

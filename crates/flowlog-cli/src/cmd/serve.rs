@@ -105,7 +105,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 if *created { "created" } else { "using" },
                 file.display()
             );
-            println!("  eval \"$(flowlog credentials --data-dir {})\"", data_dir.display());
+            let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "flowlog".into());
+            println!("  export AWS_ACCESS_KEY_ID={key} AWS_DEFAULT_REGION={}", config.region);
+            println!(
+                "  export AWS_SECRET_ACCESS_KEY=\"$({exe} credentials --data-dir {} --secret)\"",
+                data_dir.display()
+            );
             println!("  aws --endpoint-url http://{addr} ec2 describe-flow-logs");
         }
         use std::io::Write;

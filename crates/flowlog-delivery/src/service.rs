@@ -1,0 +1,448 @@
+//! [`Delivery`]: the service the server runs. `submit` routes a drained window's records and
+//! makes them durable in the spool (synchronously, before returning); a background task seals
+//! windows when they end and delivers sealed units with per-destination exponential backoff
+//! and full jitter, reporting each flow log's status and counting everything in [`Metrics`].
+
+use crate::config::{CwlConfig, DeliveryConfig, S3Config};
+use crate::cwl::batch::{self, Limits};
+use crate::cwl::local::LocalLogs;
+use crate::cwl::{CwlSink, RemoteCwl};
+use crate::error::FailureKind;
+use crate::metrics::Metrics;
+use crate::router::{Router, StreamKey};
+use crate::s3::{BucketCheck, LocalS3, S3Client, S3Sink};
+use crate::spool::{self, Payload, Spool, SpoolLimits, UnitInfo, UnitMeta};
+use crate::status::{StatusListener, StatusTracker};
+use crate::target::FlowLogTarget;
+use crate::DeliveryError;
+use flowlog_model::FlowRecord;
+use rand::Rng;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+
+/// What `submit` did with a batch of records.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SubmitSummary {
+    pub s3_records: u64,
+    pub cwl_events: u64,
+    pub unrouted: u64,
+    pub dropped_windows: usize,
+}
+
+/// Counts of one delivery pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassSummary {
+    pub delivered_units: usize,
+    pub failed_units: usize,
+    pub remaining_units: usize,
+}
+
+struct Backoff {
+    failures: u32,
+    until: Instant,
+}
+
+struct Inner {
+    cfg: DeliveryConfig,
+    spool: Mutex<Spool>,
+    router: RwLock<Router>,
+    s3: S3Sink,
+    cwl: CwlSink,
+    metrics: Arc<Metrics>,
+    status: StatusTracker,
+    backoff: Mutex<HashMap<String, Backoff>>,
+    notify: Notify,
+    limits: Limits,
+}
+
+/// The delivery service; cheap to clone.
+#[derive(Clone)]
+pub struct Delivery {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Delivery {
+    /// Opens the spool under `<data_dir>/spool` (recovering what a previous run left) and sets
+    /// up the sinks: remote when an endpoint is configured, else the embedded stores under
+    /// `<data_dir>/s3` and `<data_dir>/cwl`.
+    pub fn open(
+        data_dir: &Path,
+        cfg: DeliveryConfig,
+        s3: &S3Config,
+        cwl: &CwlConfig,
+        listener: Arc<dyn StatusListener>,
+    ) -> Result<Delivery, DeliveryError> {
+        Self::open_with_spool(data_dir, &data_dir.join("spool"), cfg, s3, cwl, listener)
+    }
+
+    /// Like [`Delivery::open`] with an explicit spool directory.
+    pub fn open_with_spool(
+        data_dir: &Path,
+        spool_dir: &Path,
+        cfg: DeliveryConfig,
+        s3: &S3Config,
+        cwl: &CwlConfig,
+        listener: Arc<dyn StatusListener>,
+    ) -> Result<Delivery, DeliveryError> {
+        let limits = SpoolLimits {
+            window_secs: cfg.window_secs.max(1),
+            max_object_bytes: cfg.max_object_bytes.max(1),
+            max_bytes: cfg.spool_max_bytes,
+        };
+        let spool = Spool::open(spool_dir, limits, cfg.agent_id.as_deref())?;
+        let s3 = match &s3.endpoint {
+            Some(_) => S3Sink::Remote(S3Client::new(s3)?),
+            None => S3Sink::Local(LocalS3::new(data_dir.join("s3"))),
+        };
+        let cwl = match &cwl.endpoint {
+            Some(_) => CwlSink::Remote(RemoteCwl::new(cwl)?),
+            None => CwlSink::Local(Mutex::new(LocalLogs::open(data_dir)?)),
+        };
+        let metrics = Arc::new(Metrics::default());
+        metrics.spool_bytes.store(spool.bytes(), Relaxed);
+        metrics
+            .spool_units
+            .store(spool.units().len() as u64, Relaxed);
+        Ok(Delivery {
+            inner: Arc::new(Inner {
+                cfg,
+                spool: Mutex::new(spool),
+                router: RwLock::new(Router::default()),
+                s3,
+                cwl,
+                metrics,
+                status: StatusTracker::new(listener),
+                backoff: Mutex::new(HashMap::new()),
+                notify: Notify::new(),
+                limits: Limits::default(),
+            }),
+        })
+    }
+
+    /// Replaces the active targets: (ENI id, flow log covering it).
+    pub fn set_targets(&self, targets: impl IntoIterator<Item = (String, FlowLogTarget)>) {
+        *self.inner.router.write().unwrap_or_else(|e| e.into_inner()) = Router::new(targets);
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.inner.metrics.clone()
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        lock(&self.inner.spool).dir().to_path_buf()
+    }
+
+    /// Routes `records` and writes them to the spool; durable when this returns Ok.
+    pub fn submit(&self, records: &[FlowRecord]) -> Result<SubmitSummary, DeliveryError> {
+        let routed = self
+            .inner
+            .router
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .route(records);
+        let m = &self.inner.metrics;
+        let mut sum = SubmitSummary {
+            unrouted: routed.unrouted,
+            ..SubmitSummary::default()
+        };
+        m.records_unrouted.fetch_add(routed.unrouted, Relaxed);
+        let mut spool = lock(&self.inner.spool);
+        for s in &routed.s3 {
+            spool.append_s3(s)?;
+            sum.s3_records += s.lines.len() as u64;
+        }
+        for c in &routed.cwl {
+            spool.push_cwl(c)?;
+            sum.cwl_events += c.events.len() as u64;
+        }
+        m.s3.records_received.fetch_add(sum.s3_records, Relaxed);
+        m.cwl.records_received.fetch_add(sum.cwl_events, Relaxed);
+        sum.dropped_windows = self.enforce_bound(&mut spool)?;
+        drop(spool);
+        self.inner.notify.notify_one();
+        Ok(sum)
+    }
+
+    fn enforce_bound(&self, spool: &mut Spool) -> Result<usize, DeliveryError> {
+        let reports = spool.enforce_bound()?;
+        for r in &reports {
+            tracing::warn!(
+                window_start = r.window_start,
+                records = r.records,
+                bytes = r.bytes,
+                flow_log_ids = ?r.flow_log_ids,
+                "spool full: dropped the oldest undelivered window"
+            );
+            let m = &self.inner.metrics;
+            m.s3.dropped_spool_full.fetch_add(r.s3_records, Relaxed);
+            m.cwl
+                .dropped_spool_full
+                .fetch_add(r.records - r.s3_records, Relaxed);
+            self.inner.status.dropped(r);
+        }
+        self.update_gauges(spool);
+        Ok(reports.len())
+    }
+
+    fn update_gauges(&self, spool: &Spool) {
+        self.inner.metrics.spool_bytes.store(spool.bytes(), Relaxed);
+        self.inner
+            .metrics
+            .spool_units
+            .store(spool.units().len() as u64, Relaxed);
+    }
+
+    /// CreateFlowLogs' bucket check; `Ok` without an S3 endpoint (embedded storage creates the
+    /// bucket folder on first delivery).
+    pub async fn check_bucket(&self, bucket: &str, prefix: &str) -> BucketCheck {
+        match &self.inner.s3 {
+            S3Sink::Remote(c) => c.check_bucket(bucket, prefix).await,
+            S3Sink::Local(_) => BucketCheck::Ok,
+        }
+    }
+
+    /// One pass: seal due windows, then try every sealed unit whose destination is not backing
+    /// off. `now` is unix seconds.
+    pub async fn run_once(&self, now: u64) -> Result<PassSummary, DeliveryError> {
+        let units = {
+            let mut spool = lock(&self.inner.spool);
+            spool.seal_due(now, self.inner.cfg.close_grace_secs)?;
+            self.update_gauges(&spool);
+            spool.units()
+        };
+        let mut sum = PassSummary::default();
+        let mut failed_dest: Vec<String> = Vec::new();
+        for u in units {
+            let dest = u.meta.destination();
+            if failed_dest.contains(&dest) || self.backing_off(&dest) {
+                sum.remaining_units += 1;
+                continue;
+            }
+            match self.deliver(&u).await {
+                Ok(()) => {
+                    {
+                        let mut spool = lock(&self.inner.spool);
+                        spool.complete(&u.name)?;
+                        self.update_gauges(&spool);
+                    }
+                    lock(&self.inner.backoff).remove(&dest);
+                    self.inner.status.report(&u.meta.flow_log_ids(), None);
+                    sum.delivered_units += 1;
+                }
+                Err(DeliveryError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Dropped by the spool bound while we were sending.
+                }
+                Err(e) => {
+                    let kind = e.kind();
+                    tracing::warn!(error = %e, destination = %dest, unit = %u.name, "delivery failed, will retry");
+                    let sink = if u.meta.is_s3() {
+                        &self.inner.metrics.s3
+                    } else {
+                        &self.inner.metrics.cwl
+                    };
+                    sink.retries.fetch_add(1, Relaxed);
+                    self.back_off(&dest, kind);
+                    self.inner.status.report(&u.meta.flow_log_ids(), Some(kind));
+                    failed_dest.push(dest);
+                    sum.failed_units += 1;
+                    sum.remaining_units += 1;
+                }
+            }
+        }
+        Ok(sum)
+    }
+
+    fn backing_off(&self, dest: &str) -> bool {
+        lock(&self.inner.backoff)
+            .get(dest)
+            .is_some_and(|b| b.until > Instant::now())
+    }
+
+    fn back_off(&self, dest: &str, _kind: FailureKind) {
+        let mut map = lock(&self.inner.backoff);
+        let b = map.entry(dest.to_string()).or_insert(Backoff {
+            failures: 0,
+            until: Instant::now(),
+        });
+        b.failures = b.failures.saturating_add(1);
+        let base = self.inner.cfg.retry_initial().as_millis() as u64;
+        let cap = self.inner.cfg.retry_max().as_millis() as u64;
+        let ceiling = base
+            .saturating_mul(1u64 << (b.failures - 1).min(20))
+            .min(cap);
+        // Full jitter, but never below a tenth of the ceiling so a hot loop cannot form.
+        let wait = rand::thread_rng().gen_range(ceiling / 10..=ceiling.max(1));
+        b.until = Instant::now() + Duration::from_millis(wait);
+    }
+
+    async fn deliver(&self, u: &UnitInfo) -> Result<(), DeliveryError> {
+        let path = lock(&self.inner.spool).unit_path(&u.name);
+        let (meta, payload) = spool::read_payload(&path)?;
+        match (meta, payload) {
+            (
+                UnitMeta::S3 {
+                    bucket,
+                    key,
+                    records,
+                    ..
+                },
+                Payload::S3(body),
+            ) => {
+                let m = &self.inner.metrics.s3;
+                let len = body.len() as u64;
+                m.requests.fetch_add(1, Relaxed);
+                self.inner.s3.put(&bucket, &key, body).await?;
+                m.records_delivered.fetch_add(records, Relaxed);
+                m.bytes_delivered.fetch_add(len, Relaxed);
+                tracing::debug!(%bucket, %key, records, "S3 object delivered");
+                Ok(())
+            }
+            (
+                UnitMeta::Cwl {
+                    role_arn, stream, ..
+                },
+                Payload::Cwl(events),
+            ) => {
+                self.deliver_cwl(&path, &u.name, &role_arn, &stream, &events)
+                    .await
+            }
+            _ => Err(DeliveryError::Rejected(format!(
+                "unit {} has a mismatched payload",
+                u.name
+            ))),
+        }
+    }
+
+    async fn deliver_cwl(
+        &self,
+        path: &Path,
+        unit: &str,
+        role_arn: &str,
+        key: &StreamKey,
+        events: &[crate::router::Event],
+    ) -> Result<(), DeliveryError> {
+        let m = &self.inner.metrics.cwl;
+        let done = spool::read_progress(path).min(events.len());
+        let rest = &events[done..];
+        for b in batch::plan(rest, now_ms(), &self.inner.limits) {
+            let sel: Vec<&crate::router::Event> = b.events.iter().map(|&i| &rest[i]).collect();
+            let bytes: u64 = sel
+                .iter()
+                .map(|e| batch::event_size(e, &self.inner.limits) as u64)
+                .sum();
+            if !sel.is_empty() {
+                m.requests.fetch_add(1, Relaxed);
+                match &self.inner.cwl {
+                    CwlSink::Remote(r) => {
+                        let out = r.put(role_arn, key, &sel).await?;
+                        m.records_delivered.fetch_add(out.accepted, Relaxed);
+                        m.dropped_rejected.fetch_add(out.rejected, Relaxed);
+                        if out.rejected > 0 {
+                            tracing::warn!(group = %key.group, stream = %key.stream, rejected = out.rejected, "CloudWatch Logs rejected events");
+                        }
+                    }
+                    CwlSink::Local(l) => {
+                        let indexed: Vec<(usize, &crate::router::Event)> =
+                            b.events.iter().map(|&i| (done + i, &rest[i])).collect();
+                        lock(l).put(unit, key, &indexed, now_ms())?;
+                        m.records_delivered.fetch_add(sel.len() as u64, Relaxed);
+                    }
+                }
+                m.bytes_delivered.fetch_add(bytes, Relaxed);
+            }
+            m.dropped_too_old.fetch_add(b.too_old, Relaxed);
+            m.dropped_too_new
+                .fetch_add(b.too_new + b.too_large, Relaxed);
+            if b.skipped() > 0 {
+                tracing::warn!(group = %key.group, stream = %key.stream, too_old = b.too_old, too_new = b.too_new, too_large = b.too_large, "events outside CloudWatch Logs limits dropped");
+            }
+            spool::write_progress(path, done + b.end)?;
+        }
+        Ok(())
+    }
+
+    /// Runs delivery until the returned handle is aborted. Wakes on `submit`, at window ends
+    /// and when a backoff expires (at least once a second).
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = this.run_once(now_secs()).await {
+                    tracing::error!(error = %e, "delivery pass failed");
+                }
+                let wait = this.next_wake();
+                tokio::select! {
+                    _ = this.inner.notify.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        })
+    }
+
+    fn next_wake(&self) -> Duration {
+        let mut wait = Duration::from_secs(1);
+        let now = Instant::now();
+        {
+            let spool = lock(&self.inner.spool);
+            if let Some(due) = spool.next_due(self.inner.cfg.close_grace_secs) {
+                let secs = due.saturating_sub(now_secs());
+                wait = wait.min(Duration::from_secs(secs));
+            }
+        }
+        if let Some(b) = lock(&self.inner.backoff).values().map(|b| b.until).min() {
+            if b > now {
+                wait = wait.min(b - now);
+            }
+        }
+        wait.max(Duration::from_millis(20))
+    }
+
+    /// Seals every open window and delivers until the spool is empty or `timeout` passes.
+    /// Returns true when everything was delivered.
+    pub async fn flush(&self, timeout: Duration) -> Result<bool, DeliveryError> {
+        lock(&self.inner.spool).seal_all()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let sum = self.run_once(now_secs()).await?;
+            if sum.remaining_units == 0 && lock(&self.inner.spool).is_empty() {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(
+                self.next_wake()
+                    .min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+    }
+
+    /// Units and bytes still spooled.
+    pub fn pending(&self) -> (usize, u64) {
+        let s = lock(&self.inner.spool);
+        (s.units().len() + s.open_segments(), s.bytes())
+    }
+}

@@ -1,0 +1,124 @@
+//! What the control plane hands to delivery: one [`FlowLogTarget`] per active flow log
+//! covering an ENI, with its [`Destination`] parsed from the API's `LogDestination` /
+//! `LogGroupName`. Parsing lives here so delivery and the API agree on bucket, prefix and group.
+
+use flowlog_model::record::RecordFormat;
+use flowlog_model::TrafficType;
+
+/// Where one flow log publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// S3 bucket and optional prefix (`my-logs/`, always empty or ending in exactly one `/`).
+    S3 { bucket: String, prefix: String },
+    /// CloudWatch Logs group and the role (`DeliverLogsPermissionArn`) to deliver as.
+    CloudWatchLogs { group: String, role_arn: String },
+}
+
+/// One active flow log as delivery needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowLogTarget {
+    pub flow_log_id: String,
+    /// Owner of the flow log (S3 key, CWL group account).
+    pub account_id: String,
+    /// Region of the monitored resource.
+    pub region: String,
+    pub traffic_type: TrafficType,
+    pub format: RecordFormat,
+    pub destination: Destination,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TargetError {
+    #[error("LogDestination must be the ARN of an S3 bucket: {0}")]
+    NotS3Arn(String),
+    #[error("LogDestination must be the ARN of a CloudWatch Logs log group: {0}")]
+    NotLogGroupArn(String),
+}
+
+impl Destination {
+    /// `arn:<partition>:s3:::bucket[/folder/...]` → bucket and normalised prefix.
+    pub fn s3_from_arn(arn: &str) -> Result<Destination, TargetError> {
+        let err = || TargetError::NotS3Arn(arn.to_string());
+        let mut parts = arn.splitn(6, ':');
+        let (Some("arn"), Some(_partition), Some("s3"), Some(""), Some(""), Some(rest)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(err());
+        };
+        let (bucket, folder) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(err());
+        }
+        let folder = folder.trim_matches('/');
+        let prefix = if folder.is_empty() {
+            String::new()
+        } else {
+            format!("{folder}/")
+        };
+        Ok(Destination::S3 {
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+
+    /// `arn:<partition>:logs:<region>:<account>:log-group:<name>[:*]` → the group name.
+    pub fn log_group_from_arn(arn: &str) -> Result<String, TargetError> {
+        let err = || TargetError::NotLogGroupArn(arn.to_string());
+        let parts: Vec<&str> = arn.splitn(7, ':').collect();
+        if parts.len() != 7 || parts[0] != "arn" || parts[2] != "logs" || parts[5] != "log-group" {
+            return Err(err());
+        }
+        let name = parts[6].strip_suffix(":*").unwrap_or(parts[6]);
+        if name.is_empty() {
+            return Err(err());
+        }
+        Ok(name.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_arns() {
+        assert_eq!(
+            Destination::s3_from_arn("arn:aws:s3:::b1").unwrap(),
+            Destination::S3 {
+                bucket: "b1".into(),
+                prefix: "".into()
+            }
+        );
+        assert_eq!(
+            Destination::s3_from_arn("arn:aws:s3:::b1/my-logs/").unwrap(),
+            Destination::S3 {
+                bucket: "b1".into(),
+                prefix: "my-logs/".into()
+            }
+        );
+        assert_eq!(
+            Destination::s3_from_arn("arn:aws:s3:::b1/a/b").unwrap(),
+            Destination::S3 {
+                bucket: "b1".into(),
+                prefix: "a/b/".into()
+            }
+        );
+        assert!(Destination::s3_from_arn("b1").is_err());
+        assert!(Destination::s3_from_arn("arn:aws:s3:::").is_err());
+    }
+
+    #[test]
+    fn group_arns() {
+        assert_eq!(
+            Destination::log_group_from_arn("arn:aws:logs:us-east-1:123456789012:log-group:g/x:*")
+                .unwrap(),
+            "g/x"
+        );
+        assert!(Destination::log_group_from_arn("arn:aws:logs:us-east-1:1:stream:g").is_err());
+    }
+}

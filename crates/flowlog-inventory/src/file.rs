@@ -1,0 +1,228 @@
+//! The inventory file: VPCs, subnets and ENIs named by the operator, each ENI with the host
+//! interface behind it. Unknown keys are refused. Example:
+//!
+//! ```toml
+//! [[vpc]]
+//! name = "lab"                  # IDs derive from names when `id` is absent
+//! cidr_block = "10.10.0.0/16"
+//!
+//! [[subnet]]
+//! name = "lab-a"
+//! vpc = "lab"                   # a VPC's name or id
+//! cidr_block = "10.10.1.0/24"
+//!
+//! [[network_interface]]
+//! subnet = "lab-a"
+//! interface = "veth-a"          # host interface name
+//! netns = "lab1"                # optional network namespace (ip netns add ...)
+//! private_ip = "10.10.1.10"     # optional; else the next free address of the subnet
+//! ```
+
+use std::net::Ipv4Addr;
+
+use flowlog_model::cidr::Cidr4;
+use flowlog_model::{NetworkInterface, Subnet, Vpc};
+use serde::Deserialize;
+
+use crate::{stable_id, Binding, Inventory, BINDING_TAG};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoot {
+    #[serde(default)]
+    vpc: Vec<VpcEntry>,
+    #[serde(default)]
+    subnet: Vec<SubnetEntry>,
+    #[serde(default)]
+    network_interface: Vec<EniEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VpcEntry {
+    name: Option<String>,
+    id: Option<String>,
+    cidr_block: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubnetEntry {
+    name: Option<String>,
+    id: Option<String>,
+    vpc: String,
+    cidr_block: String,
+    availability_zone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EniEntry {
+    id: Option<String>,
+    subnet: String,
+    interface: String,
+    netns: Option<String>,
+    private_ip: Option<Ipv4Addr>,
+    description: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read inventory file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid inventory file: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("invalid inventory file: {0}")]
+    Invalid(String),
+}
+
+fn bad(msg: String) -> FileError {
+    FileError::Invalid(msg)
+}
+
+/// Reads and checks an inventory file.
+pub fn load(path: &std::path::Path, account: &str, region: &str) -> Result<Inventory, FileError> {
+    parse(&std::fs::read_to_string(path)?, account, region)
+}
+
+pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileError> {
+    let root: FileRoot = toml::from_str(text)?;
+    let mut inv = Inventory::default();
+    let mut names: Vec<(String, String)> = Vec::new();
+    let resolve = |names: &[(String, String)], r: &str| -> Option<String> {
+        names.iter().find(|(n, id)| n == r || id == r).map(|(_, id)| id.clone())
+    };
+    for v in &root.vpc {
+        let cidr = Cidr4::parse(&v.cidr_block).ok_or_else(|| bad(format!("VPC cidr_block {:?} is not a CIDR block", v.cidr_block)))?;
+        let id = entry_id("vpc", flowlog_model::IdKind::Vpc, &v.id, &v.name, account)?;
+        names.push((v.name.clone().unwrap_or_else(|| id.clone()), id.clone()));
+        inv.vpcs.push(Vpc {
+            id: id.clone(),
+            account_id: account.into(),
+            cidr_block: cidr.to_string(),
+            instance_tenancy: "default".into(),
+            is_default: false,
+            cidr_association_id: format!("vpc-cidr-assoc-{}", &id[4..]),
+            dhcp_options_id: "dopt-00000000000000000".into(),
+            tags: v.name.iter().map(|n| ("Name".to_string(), n.clone())).collect(),
+        });
+    }
+    let mut subnet_names: Vec<(String, String)> = Vec::new();
+    for s in &root.subnet {
+        let vpc_id = resolve(&names, &s.vpc).ok_or_else(|| bad(format!("subnet names unknown VPC {:?}", s.vpc)))?;
+        let vpc = inv.vpcs.iter().find(|v| v.id == vpc_id).expect("resolved above");
+        let cidr = Cidr4::parse(&s.cidr_block).ok_or_else(|| bad(format!("subnet cidr_block {:?} is not a CIDR block", s.cidr_block)))?;
+        if !Cidr4::parse(&vpc.cidr_block).is_some_and(|v| v.contains(cidr)) {
+            return Err(bad(format!("subnet {} is outside VPC {}", s.cidr_block, vpc.cidr_block)));
+        }
+        if inv.subnets.iter().any(|o| o.vpc_id == vpc_id && Cidr4::parse(&o.cidr_block).is_some_and(|c| c.overlaps(cidr))) {
+            return Err(bad(format!("subnet {} overlaps another subnet of the VPC", s.cidr_block)));
+        }
+        let id = entry_id("subnet", flowlog_model::IdKind::Subnet, &s.id, &s.name, account)?;
+        subnet_names.push((s.name.clone().unwrap_or_else(|| id.clone()), id.clone()));
+        inv.subnets.push(Subnet {
+            id,
+            account_id: account.into(),
+            vpc_id,
+            cidr_block: cidr.to_string(),
+            availability_zone: s.availability_zone.clone().unwrap_or_else(|| format!("{region}a")),
+            available_ip_address_count: cidr.usable(),
+            default_for_az: false,
+            tags: s.name.iter().map(|n| ("Name".to_string(), n.clone())).collect(),
+        });
+    }
+    for e in &root.network_interface {
+        let subnet_id = resolve(&subnet_names, &e.subnet).ok_or_else(|| bad(format!("network_interface names unknown subnet {:?}", e.subnet)))?;
+        let subnet = inv.subnets.iter().find(|s| s.id == subnet_id).expect("resolved above").clone();
+        let binding_text = match &e.netns {
+            Some(ns) => format!("{ns}/{}", e.interface),
+            None => e.interface.clone(),
+        };
+        let binding = Binding::parse(&binding_text).ok_or_else(|| bad(format!("{binding_text:?} is not a valid interface (netns/name)")))?;
+        let ns = binding.netns.clone().unwrap_or_default();
+        let id = match &e.id {
+            Some(id) if flowlog_model::ids::is_valid(flowlog_model::IdKind::NetworkInterface, id) => id.clone(),
+            Some(id) => return Err(bad(format!("{id:?} is not an ENI id (eni- and 8 or 17 hex digits)"))),
+            None => stable_id("eni", &[account, &ns, &binding.ifname]),
+        };
+        let cidr = Cidr4::parse(&subnet.cidr_block).expect("checked above");
+        let used: Vec<String> = inv.enis.iter().filter(|x| x.subnet_id == subnet.id).map(|x| x.private_ip_address.clone()).collect();
+        let ip = match e.private_ip {
+            Some(ip) if cidr.contains_addr(u32::from(ip)) => ip,
+            Some(ip) => return Err(bad(format!("private_ip {ip} is outside subnet {}", subnet.cidr_block))),
+            None => (cidr.addr + 4..cidr.last())
+                .map(Ipv4Addr::from)
+                .find(|a| !used.contains(&a.to_string()))
+                .ok_or_else(|| bad(format!("subnet {} has no free address", subnet.cidr_block)))?,
+        };
+        if inv.enis.iter().any(|x| x.id == id) {
+            return Err(bad(format!("interface {binding} is listed twice")));
+        }
+        inv.enis.push(NetworkInterface {
+            id,
+            account_id: account.into(),
+            subnet_id: subnet.id.clone(),
+            vpc_id: subnet.vpc_id.clone(),
+            availability_zone: subnet.availability_zone.clone(),
+            description: e.description.clone().unwrap_or_else(|| format!("host interface {binding}")),
+            private_ip_address: ip.to_string(),
+            mac_address: String::new(),
+            security_group_ids: vec![],
+            status: "in-use".into(),
+            tags: vec![(BINDING_TAG.into(), binding.to_string())],
+        });
+    }
+    Ok(inv)
+}
+
+fn entry_id(prefix: &str, kind: flowlog_model::IdKind, id: &Option<String>, name: &Option<String>, account: &str) -> Result<String, FileError> {
+    match (id, name) {
+        (Some(id), _) if flowlog_model::ids::is_valid(kind, id) => Ok(id.clone()),
+        (Some(id), _) => Err(bad(format!("{id:?} is not a valid {prefix} id"))),
+        (None, Some(n)) => Ok(stable_id(prefix, &[account, "file", n])),
+        (None, None) => Err(bad(format!("every {prefix} needs a name or an id"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[[vpc]]
+name = "lab"
+cidr_block = "10.10.0.0/16"
+[[subnet]]
+name = "lab-a"
+vpc = "lab"
+cidr_block = "10.10.1.0/24"
+[[network_interface]]
+subnet = "lab-a"
+interface = "veth-a"
+netns = "lab1"
+[[network_interface]]
+id = "eni-0a1b2c3d4e5f60718"
+subnet = "lab-a"
+interface = "veth-b"
+private_ip = "10.10.1.20"
+"#;
+
+    #[test]
+    fn example_parses_with_stable_ids() {
+        let a = parse(EXAMPLE, "123456789012", "us-east-1").unwrap();
+        assert_eq!(a, parse(EXAMPLE, "123456789012", "us-east-1").unwrap());
+        assert_eq!(a.enis.len(), 2);
+        assert_eq!(a.enis[0].private_ip_address, "10.10.1.4");
+        assert_eq!(a.enis[1].id, "eni-0a1b2c3d4e5f60718");
+        assert_eq!(Binding::of(&a.enis[0]).unwrap().to_string(), "lab1/veth-a");
+        assert_eq!(a.enis[0].vpc_id, a.vpcs[0].id);
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        assert!(parse("[[vpc]]\ncidr_block = \"10.0.0.0/16\"\n", "1", "r").is_err());
+        assert!(parse("bogus = 1", "1", "r").is_err());
+        let outside = "[[vpc]]\nname='v'\ncidr_block='10.0.0.0/16'\n[[subnet]]\nname='s'\nvpc='v'\ncidr_block='10.1.0.0/24'\n";
+        assert!(parse(outside, "1", "r").unwrap_err().to_string().contains("outside"));
+    }
+}

@@ -157,4 +157,12 @@ pub trait Store: Send + Sync {
     fn set_deliver_status(&self, id: &str, status: DeliverStatus, error: Option<&str>) -> Result<()>;
     /// Every flow log of every account (the agent's desired state).
     fn all_flow_logs(&self) -> Result<Vec<FlowLog>>;
+    /// Every network interface of every account.
+    fn all_network_interfaces(&self) -> Result<Vec<NetworkInterface>>;
+
+    /// Inserts or updates resources found by inventory (discovery or file), bypassing the
+    /// API's creation checks; tags given here are set, other tags are kept.
+    fn register(&self, vpcs: &[Vpc], subnets: &[Subnet], enis: &[NetworkInterface]) -> Result<()>;
+    /// Sets `status` of an ENI (`in-use` while its interface is present, `available` otherwise).
+    fn set_network_interface_status(&self, id: &str, status: &str) -> Result<()>;
 }

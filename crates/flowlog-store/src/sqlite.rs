@@ -669,6 +669,58 @@ impl Store for SqliteStore {
             Ok(rows.map(|r| r.map(|(_, f)| f)).collect::<std::result::Result<_, _>>()?)
         })
     }
+
+    fn all_network_interfaces(&self) -> Result<Vec<NetworkInterface>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status FROM enis ORDER BY seq",
+            )?;
+            let mut out: Vec<NetworkInterface> = st.query_map([], eni_row)?.collect::<std::result::Result<_, _>>()?;
+            for e in &mut out {
+                e.tags = tags_of(c, &e.id)?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn register(&self, vpcs: &[Vpc], subnets: &[Subnet], enis: &[NetworkInterface]) -> Result<()> {
+        self.write(|tx| {
+            for v in vpcs {
+                tx.execute(
+                    "INSERT INTO vpcs(id, account, cidr, tenancy, is_default, assoc_id, dhcp_id) VALUES (?1,?2,?3,?4,?5,?6,?7) \
+                     ON CONFLICT(id) DO UPDATE SET cidr = excluded.cidr",
+                    params![v.id, v.account_id, v.cidr_block, v.instance_tenancy, v.is_default, v.cidr_association_id, v.dhcp_options_id],
+                )?;
+                insert_tags(tx, &v.id, &v.tags)?;
+            }
+            for s in subnets {
+                tx.execute(
+                    "INSERT INTO subnets(id, account, vpc_id, cidr, az, default_for_az) VALUES (?1,?2,?3,?4,?5,?6) \
+                     ON CONFLICT(id) DO UPDATE SET cidr = excluded.cidr, vpc_id = excluded.vpc_id",
+                    params![s.id, s.account_id, s.vpc_id, s.cidr_block, s.availability_zone, s.default_for_az],
+                )?;
+                insert_tags(tx, &s.id, &s.tags)?;
+            }
+            for e in enis {
+                tx.execute(
+                    "INSERT INTO enis(id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status) \
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,'[]',?9) \
+                     ON CONFLICT(id) DO UPDATE SET subnet_id = excluded.subnet_id, vpc_id = excluded.vpc_id, \
+                     private_ip = excluded.private_ip, mac = excluded.mac, status = excluded.status",
+                    params![e.id, e.account_id, e.subnet_id, e.vpc_id, e.availability_zone, e.description, e.private_ip_address, e.mac_address, e.status],
+                )?;
+                insert_tags(tx, &e.id, &e.tags)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_network_interface_status(&self, id: &str, status: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("UPDATE enis SET status = ?2 WHERE id = ?1 AND status != ?2", [id, status])?;
+            Ok(())
+        })
+    }
 }
 
 fn mismatch() -> StoreError {

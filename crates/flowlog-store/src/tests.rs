@@ -184,3 +184,32 @@ fn state_survives_reopen() {
     assert_eq!(s.vpcs(ACCT).unwrap()[0].tags, vec![("Name".to_string(), "vpc-00000001".to_string())]);
     assert_eq!(s.all_flow_logs().unwrap().len(), 1);
 }
+
+#[test]
+fn register_upserts_and_keeps_user_tags() {
+    let (_d, s) = store();
+    let v = vpc("vpc-00000001");
+    let mut sn = subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24");
+    let eni = flowlog_model::NetworkInterface {
+        id: "eni-00000001".into(),
+        account_id: ACCT.into(),
+        subnet_id: sn.id.clone(),
+        vpc_id: v.id.clone(),
+        availability_zone: "us-east-1a".into(),
+        description: "host interface eth0".into(),
+        private_ip_address: "10.0.1.7".into(),
+        mac_address: "02:00:00:00:00:07".into(),
+        security_group_ids: vec![],
+        status: "in-use".into(),
+        tags: vec![("flowlog:interface".into(), "eth0".into())],
+    };
+    s.register(&[v.clone()], &[sn.clone()], &[eni.clone()]).unwrap();
+    s.create_tags(ACCT, &[eni.id.clone()], &vec![("team".into(), "net".into())]).unwrap();
+    sn.tags = vec![];
+    s.register(&[v], &[sn], &[eni]).unwrap();
+    let got = s.all_network_interfaces().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].tags.len(), 2);
+    s.set_network_interface_status("eni-00000001", "available").unwrap();
+    assert_eq!(s.network_interfaces(ACCT).unwrap()[0].status, "available");
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub const ACCOUNT: &str = "123456789012";
 pub const ROLE: &str = "arn:aws:iam::123456789012:role/fl";
 
-/// `n` distinct records on `eni`, ending inside the window that starts at `window_start`.
+/// `n` distinct records on `eni`, starting and ending within 55 s after `window_start`.
 pub fn records(eni: &str, n: usize, window_start: u64, seed: u32) -> Vec<FlowRecord> {
     (0..n)
         .map(|i| {
@@ -24,8 +24,8 @@ pub fn records(eni: &str, n: usize, window_start: u64, seed: u32) -> Vec<FlowRec
             FlowRecord {
                 account_id: ACCOUNT.into(),
                 interface_id: eni.into(),
-                start: window_start + (i as u64 % 50),
-                end: window_start + 50 + (i as u64 % 50),
+                start: window_start + (i as u64 % 25),
+                end: window_start + 25 + (i as u64 % 30),
                 traffic: Some(Traffic {
                     src: std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
                     dst: "10.0.1.10".parse().unwrap(),

@@ -27,3 +27,11 @@ if [ ! -x .venv/bin/python ] || ! cmp -s scripts/requirements-test.txt .venv/.re
   .venv/bin/pip install -q -r scripts/requirements-test.txt
   cp scripts/requirements-test.txt .venv/.requirements
 fi
+
+# s3s-fs: an S3 server that verifies SigV4, for the delivery tests (skipped when absent).
+# 0.14.1 is the newest release that builds with the toolchain here (0.17 wants rustc 1.96).
+if [ ! -x .tools/bin/s3s-fs ]; then
+  echo "setup: installing s3s-fs into .tools (a few minutes, once)"
+  cargo install -q s3s-fs@0.14.1 --features binary --root .tools \
+    || echo "setup: s3s-fs install failed; the tests that need it will skip" >&2
+fi

@@ -10,6 +10,7 @@ export PATH="$PWD/.venv/bin:$PWD/.tools/bin:$PATH"
 
 cargo build --workspace --bins
 cargo test --workspace
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh   # every cargo-fuzz target under fuzz/*/, bounded
 
 export FLOWLOG_BIN="$PWD/target/debug/flowlog"
 .venv/bin/python -m pytest -q tests/

@@ -164,7 +164,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.block_timeout = Duration::from_millis(u64::from(ring_cfg.retire_timeout_ms));
     cfg.nflog_group = args.nflog_group;
     let mut capture = Capture::new(opened.ring, opened.nflog, cfg);
-    tracing::info!(interface = %args.interface, ifindex = opened.ifindex, "capturing");
+    // Tests and scripts wait for this line: the ring is bound from here on.
+    eprintln!(
+        "flowlog capture: listening on {} (ifindex {}){}",
+        args.interface,
+        opened.ifindex,
+        match args.nflog_group {
+            Some(g) => format!(", NFLOG group {g}"),
+            None => String::new(),
+        }
+    );
 
     let started = Instant::now();
     let deadline = args.duration.map(Duration::from_secs_f64);

@@ -14,7 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn cfg() -> DeliveryConfig {
-    DeliveryConfig { window_secs: 60, close_grace_secs: 0, retry_initial_ms: 20, retry_max_ms: 200, ..DeliveryConfig::default() }
+    DeliveryConfig {
+        window_secs: 60,
+        close_grace_secs: 0,
+        retry_initial_ms: 20,
+        retry_max_ms: 200,
+        ..DeliveryConfig::default()
+    }
 }
 
 fn cwl_cfg(endpoint: &str, key: &str) -> CwlConfig {
@@ -36,7 +42,10 @@ fn open(dir: &std::path::Path, cwl: &CwlConfig, l: Arc<RecordingListener>) -> De
 
 fn lines(recs: &[FlowRecord]) -> Vec<(i64, String)> {
     let f = RecordFormat::default();
-    let mut v: Vec<(i64, String)> = recs.iter().map(|r| (r.start as i64 * 1000, f.line(r))).collect();
+    let mut v: Vec<(i64, String)> = recs
+        .iter()
+        .map(|r| (r.start as i64 * 1000, f.line(r)))
+        .collect();
     v.sort();
     v
 }
@@ -48,7 +57,10 @@ async fn batches_respect_count_size_and_span_limits() {
     let dir = tempfile::tempdir().unwrap();
     let l = Arc::new(RecordingListener::default());
     let d = open(dir.path(), &cwl_cfg(&url, "AK1"), l.clone());
-    d.set_targets([("eni-00000001".to_string(), cwl_target("fl-1", "g", TrafficType::All))]);
+    d.set_targets([(
+        "eni-00000001".to_string(),
+        cwl_target("fl-1", "g", TrafficType::All),
+    )]);
     let now = recent_window(60);
     let day = 24 * 3600;
     let mut recs = records("eni-00000001", 25_000, now, 0);
@@ -66,7 +78,10 @@ async fn batches_respect_count_size_and_span_limits() {
     assert_eq!(got, expected, "every kept record delivered once, in order");
     let st = fake.0.lock().unwrap();
     assert!(st.violations.is_empty(), "{:?}", st.violations);
-    assert!(st.puts >= 5, "25 000 ~110-byte events need at least 3 size-bound batches plus the day splits");
+    assert!(
+        st.puts >= 5,
+        "25 000 ~110-byte events need at least 3 size-bound batches plus the day splits"
+    );
     assert!(st.max_batch_seen <= 10_000);
     drop(st);
     let m = d.metrics();
@@ -85,21 +100,36 @@ async fn throttling_and_5xx_report_failed_then_success() {
     let dir = tempfile::tempdir().unwrap();
     let l = Arc::new(RecordingListener::default());
     let d = open(dir.path(), &cwl_cfg(&url, "AK1"), l.clone());
-    d.set_targets([("eni-00000001".to_string(), cwl_target("fl-1", "g", TrafficType::All))]);
+    d.set_targets([(
+        "eni-00000001".to_string(),
+        cwl_target("fl-1", "g", TrafficType::All),
+    )]);
     let recs = records("eni-00000001", 100, recent_window(60), 0);
     d.submit(&recs).unwrap();
 
     fake.inject(Fault::Throttle, 3);
-    let pass = d.run_once(flowlog_delivery::service::now_secs()).await.unwrap();
+    let pass = d
+        .run_once(flowlog_delivery::service::now_secs())
+        .await
+        .unwrap();
     assert_eq!(pass.failed_units, 1);
-    assert_eq!(l.latest("fl-1"), Some((DeliverStatus::Failed, Some("Rate limited"))));
+    assert_eq!(
+        l.latest("fl-1"),
+        Some((DeliverStatus::Failed, Some("Rate limited")))
+    );
     assert!(d.flush(Duration::from_secs(30)).await.unwrap());
     assert_eq!(l.latest("fl-1"), Some((DeliverStatus::Success, None)));
 
-    d.submit(&records("eni-00000001", 50, recent_window(60), 1)).unwrap();
+    d.submit(&records("eni-00000001", 50, recent_window(60), 1))
+        .unwrap();
     fake.inject(Fault::ServerError, 2);
-    d.run_once(flowlog_delivery::service::now_secs()).await.unwrap();
-    assert_eq!(l.latest("fl-1"), Some((DeliverStatus::Failed, Some("Unknown error"))));
+    d.run_once(flowlog_delivery::service::now_secs())
+        .await
+        .unwrap();
+    assert_eq!(
+        l.latest("fl-1"),
+        Some((DeliverStatus::Failed, Some("Unknown error")))
+    );
     assert!(d.flush(Duration::from_secs(30)).await.unwrap());
     assert_eq!(l.latest("fl-1"), Some((DeliverStatus::Success, None)));
 
@@ -122,27 +152,49 @@ async fn missing_or_wrong_credentials_are_access_errors_until_fixed() {
     {
         // Role with no configured credential.
         let l = Arc::new(RecordingListener::default());
-        let d = open(dir.path(), &CwlConfig { endpoint: Some(url.clone()), ..CwlConfig::default() }, l.clone());
-        d.set_targets([("eni-00000001".to_string(), cwl_target("fl-1", "g", TrafficType::All))]);
+        let d = open(
+            dir.path(),
+            &CwlConfig {
+                endpoint: Some(url.clone()),
+                ..CwlConfig::default()
+            },
+            l.clone(),
+        );
+        d.set_targets([(
+            "eni-00000001".to_string(),
+            cwl_target("fl-1", "g", TrafficType::All),
+        )]);
         d.submit(&recs).unwrap();
         assert!(!d.flush(Duration::from_millis(300)).await.unwrap());
-        assert_eq!(l.latest("fl-1"), Some((DeliverStatus::Failed, Some("Access error"))));
+        assert_eq!(
+            l.latest("fl-1"),
+            Some((DeliverStatus::Failed, Some("Access error")))
+        );
     }
     {
         // Wrong key.
         let l = Arc::new(RecordingListener::default());
         let d = open(dir.path(), &cwl_cfg(&url, "BAD"), l.clone());
         assert!(!d.flush(Duration::from_millis(300)).await.unwrap());
-        assert_eq!(l.latest("fl-1"), Some((DeliverStatus::Failed, Some("Access error"))));
+        assert_eq!(
+            l.latest("fl-1"),
+            Some((DeliverStatus::Failed, Some("Access error")))
+        );
     }
     assert!(fake.events("g", "eni-00000001-all").is_empty());
     {
         // Fixed: the spooled records go out and the flow log is SUCCESS again.
         let l = Arc::new(RecordingListener::default());
         let d = open(dir.path(), &cwl_cfg(&url, "GOOD"), l.clone());
-        d.run_once(flowlog_delivery::service::now_secs()).await.unwrap();
+        d.run_once(flowlog_delivery::service::now_secs())
+            .await
+            .unwrap();
         assert!(d.flush(Duration::from_secs(10)).await.unwrap());
-        assert_eq!(l.latest("fl-1"), None, "no failure reported by the fixed run");
+        assert_eq!(
+            l.latest("fl-1"),
+            None,
+            "no failure reported by the fixed run"
+        );
     }
     assert_eq!(fake.events("g", "eni-00000001-all"), lines(&recs));
     server.abort();
@@ -156,8 +208,14 @@ async fn outage_then_recovery_delivers_everything_exactly_once() {
     let l = Arc::new(RecordingListener::default());
     let d = open(dir.path(), &cwl_cfg(&url, "AK1"), l.clone());
     d.set_targets([
-        ("eni-00000001".to_string(), cwl_target("fl-1", "g", TrafficType::All)),
-        ("eni-00000002".to_string(), cwl_target("fl-1", "g", TrafficType::All)),
+        (
+            "eni-00000001".to_string(),
+            cwl_target("fl-1", "g", TrafficType::All),
+        ),
+        (
+            "eni-00000002".to_string(),
+            cwl_target("fl-1", "g", TrafficType::All),
+        ),
     ]);
     let w = recent_window(60);
     let mut all = Vec::new();
@@ -166,9 +224,14 @@ async fn outage_then_recovery_delivers_everything_exactly_once() {
         batch.extend(records("eni-00000002", 100, w, i + 10));
         d.submit(&batch).unwrap();
         all.extend(batch);
-        d.run_once(flowlog_delivery::service::now_secs()).await.unwrap();
+        d.run_once(flowlog_delivery::service::now_secs())
+            .await
+            .unwrap();
     }
-    assert_eq!(l.latest("fl-1"), Some((DeliverStatus::Failed, Some("Unknown error"))));
+    assert_eq!(
+        l.latest("fl-1"),
+        Some((DeliverStatus::Failed, Some("Unknown error")))
+    );
     assert!(d.pending().0 >= 5);
     let fake = CwlFake::new(&["AK1"]);
     let (_, server) = fake.serve(port).await;
@@ -178,7 +241,10 @@ async fn outage_then_recovery_delivers_everything_exactly_once() {
     got.extend(fake.events("g", "eni-00000002-all"));
     got.sort();
     assert_eq!(got, lines(&all));
-    assert_eq!(fake.streams("g"), vec!["eni-00000001-all", "eni-00000002-all"]);
+    assert_eq!(
+        fake.streams("g"),
+        vec!["eni-00000001-all", "eni-00000002-all"]
+    );
     server.abort();
 }
 
@@ -187,11 +253,24 @@ async fn accept_and_reject_flow_logs_share_one_stream_without_duplicates() {
     let fake = CwlFake::new(&["AK1"]);
     let (url, server) = fake.serve(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let d = open(dir.path(), &cwl_cfg(&url, "AK1"), Arc::new(RecordingListener::default()));
+    let d = open(
+        dir.path(),
+        &cwl_cfg(&url, "AK1"),
+        Arc::new(RecordingListener::default()),
+    );
     d.set_targets([
-        ("eni-00000001".to_string(), cwl_target("fl-acc", "g", TrafficType::Accept)),
-        ("eni-00000001".to_string(), cwl_target("fl-rej", "g", TrafficType::Reject)),
-        ("eni-00000001".to_string(), cwl_target("fl-all", "g", TrafficType::All)),
+        (
+            "eni-00000001".to_string(),
+            cwl_target("fl-acc", "g", TrafficType::Accept),
+        ),
+        (
+            "eni-00000001".to_string(),
+            cwl_target("fl-rej", "g", TrafficType::Reject),
+        ),
+        (
+            "eni-00000001".to_string(),
+            cwl_target("fl-all", "g", TrafficType::All),
+        ),
     ]);
     let recs = records("eni-00000001", 300, recent_window(60), 0);
     d.submit(&recs).unwrap();

@@ -20,7 +20,11 @@ pub fn records(eni: &str, n: usize, window_start: u64, seed: u32) -> Vec<FlowRec
     (0..n)
         .map(|i| {
             let i = i as u32 + seed * 1_000_000;
-            let action = if i % 3 == 0 { Action::Reject } else { Action::Accept };
+            let action = if i % 3 == 0 {
+                Action::Reject
+            } else {
+                Action::Accept
+            };
             FlowRecord {
                 account_id: ACCOUNT.into(),
                 interface_id: eni.into(),
@@ -50,7 +54,10 @@ pub fn s3_target(id: &str, bucket: &str, prefix: &str) -> FlowLogTarget {
         region: "us-east-1".into(),
         traffic_type: TrafficType::All,
         format: RecordFormat::default(),
-        destination: Destination::S3 { bucket: bucket.into(), prefix: prefix.into() },
+        destination: Destination::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        },
     }
 }
 
@@ -61,19 +68,29 @@ pub fn cwl_target(id: &str, group: &str, tt: TrafficType) -> FlowLogTarget {
         region: "us-east-1".into(),
         traffic_type: tt,
         format: RecordFormat::default(),
-        destination: Destination::CloudWatchLogs { group: group.into(), role_arn: ROLE.into() },
+        destination: Destination::CloudWatchLogs {
+            group: group.into(),
+            role_arn: ROLE.into(),
+        },
     }
 }
 
 /// Window start (5-minute aligned) a little in the past, so CWL age limits accept it.
 pub fn recent_window(window: u64) -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let w = now - 600;
     w - w % window
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn wait_port(port: u16, timeout: Duration) -> bool {
@@ -137,32 +154,53 @@ pub fn start_moto() -> Option<(ChildGuard, String)> {
         .spawn()
         .expect("spawn moto_server");
     let guard = ChildGuard(child);
-    assert!(wait_port(port, Duration::from_secs(30)), "moto_server did not start");
+    assert!(
+        wait_port(port, Duration::from_secs(30)),
+        "moto_server did not start"
+    );
     Some((guard, format!("http://127.0.0.1:{port}")))
 }
 
 /// Starts `s3s-fs` with credentials (so it verifies SigV4) over a fresh directory.
-pub fn start_s3s(root: &std::path::Path, access: &str, secret: &str) -> Option<(ChildGuard, String)> {
+pub fn start_s3s(
+    root: &std::path::Path,
+    access: &str,
+    secret: &str,
+) -> Option<(ChildGuard, String)> {
     let Some(bin) = find_tool("S3S_FS", "s3s-fs") else {
         eprintln!("SKIP: s3s-fs not found (set S3S_FS or run scripts/setup.sh)");
         return None;
     };
     let port = free_port();
     let child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", access, "--secret-key", secret])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            access,
+            "--secret-key",
+            secret,
+        ])
         .arg(root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn s3s-fs");
     let guard = ChildGuard(child);
-    assert!(wait_port(port, Duration::from_secs(30)), "s3s-fs did not start");
+    assert!(
+        wait_port(port, Duration::from_secs(30)),
+        "s3s-fs did not start"
+    );
     Some((guard, format!("http://127.0.0.1:{port}")))
 }
 
 pub fn gunzip(data: &[u8]) -> String {
     use std::io::Read;
     let mut s = String::new();
-    flate2::read::MultiGzDecoder::new(data).read_to_string(&mut s).expect("valid gzip");
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_string(&mut s)
+        .expect("valid gzip");
     s
 }

@@ -14,6 +14,7 @@ use crate::{stable_id, Binding, Inventory, BINDING_TAG};
 /// Builds the default inventory of `account` in `region` for discovered interfaces.
 pub fn default_inventory(account: &str, region: &str, interfaces: &[HostInterface]) -> Inventory {
     let mut inv = Inventory::default();
+    let interfaces: Vec<&HostInterface> = interfaces.iter().filter(|i| !i.ipv4.is_empty()).collect();
     if interfaces.is_empty() {
         return inv;
     }
@@ -34,7 +35,7 @@ pub fn default_inventory(account: &str, region: &str, interfaces: &[HostInterfac
         tags: vec![("Name".into(), "flowlog-default".into())],
     });
     let az = format!("{region}a");
-    for (iface, net) in interfaces.iter().zip(&nets) {
+    for (iface, net) in interfaces.iter().copied().zip(&nets) {
         let cidr = net.to_string();
         let subnet_id = stable_id("subnet", &[account, &vpc_id, &cidr]);
         if !inv.subnets.iter().any(|s| s.id == subnet_id) {

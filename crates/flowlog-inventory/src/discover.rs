@@ -1,6 +1,6 @@
 //! Discovery of host interfaces with iproute2's JSON output (`ip -j addr show`, in a named
-//! namespace `ip -n NS -j addr show`). Loopback and interfaces without an IPv4 address are
-//! left out: an ENI always has a private IPv4.
+//! namespace `ip -n NS -j addr show`). Loopback is left out; interfaces without an IPv4
+//! address are listed (an inventory file may bind them) but get no default ENI.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -8,7 +8,7 @@ use std::process::Command;
 use serde::Deserialize;
 
 /// One interface as seen by `ip`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct HostInterface {
     pub netns: Option<String>,
     pub name: String,
@@ -82,7 +82,6 @@ pub fn parse(json: &[u8], netns: Option<&str>) -> Result<Vec<HostInterface>, Dis
             ifindex: l.ifindex,
             mac: l.address,
         })
-        .filter(|i| !i.ipv4.is_empty())
         .collect())
 }
 
@@ -105,10 +104,11 @@ mod tests {
             {"ifindex":2,"ifname":"ifb0","link_type":"ether","address":"32:67:29:a9:44:f1","addr_info":[]},
             {"ifindex":4,"ifname":"eth0","link_type":"ether","address":"02:fc:00:00:00:01","addr_info":[{"family":"inet","local":"192.0.2.2","prefixlen":24},{"family":"inet6","local":"fd00::2","prefixlen":64}]}]"#;
         let got = parse(json, Some("ns1")).unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].name, "eth0");
-        assert_eq!(got[0].netns.as_deref(), Some("ns1"));
-        assert_eq!(got[0].ipv4, vec![("192.0.2.2".parse().unwrap(), 24)]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].name, "eth0");
+        assert_eq!(got[1].netns.as_deref(), Some("ns1"));
+        assert_eq!(got[1].ipv4, vec![("192.0.2.2".parse().unwrap(), 24)]);
+        assert!(got[0].ipv4.is_empty());
         assert!(parse(b"not json", None).is_err());
     }
 }

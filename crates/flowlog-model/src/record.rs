@@ -116,6 +116,29 @@ impl Field {
         }
     }
 
+    /// Every field, in the order of the v2 format then later additions.
+    pub const ALL: [Field; 15] = [
+        Field::Version,
+        Field::AccountId,
+        Field::InterfaceId,
+        Field::SrcAddr,
+        Field::DstAddr,
+        Field::SrcPort,
+        Field::DstPort,
+        Field::Protocol,
+        Field::Packets,
+        Field::Bytes,
+        Field::Start,
+        Field::End,
+        Field::Action,
+        Field::LogStatus,
+        Field::TcpFlags,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// Record format version that introduced the field (spec §4.1).
     pub fn version(self) -> u8 {
         match self {
@@ -160,6 +183,19 @@ impl RecordFormat {
     pub fn new(fields: Vec<Field>) -> RecordFormat {
         let version = fields.iter().map(|f| f.version()).max().unwrap_or(2);
         RecordFormat { fields, version }
+    }
+
+    /// Parses a `LogFormat`: `${field}` tokens separated by single spaces, at least one.
+    /// None when a token is malformed or names a field flowlog cannot produce.
+    pub fn parse(text: &str) -> Option<RecordFormat> {
+        if text.is_empty() {
+            return None;
+        }
+        let fields = text
+            .split(' ')
+            .map(|t| t.strip_prefix("${")?.strip_suffix('}').and_then(Field::from_name))
+            .collect::<Option<Vec<Field>>>()?;
+        Some(RecordFormat::new(fields))
     }
 
     /// The S3 header line: field names separated by single spaces (no newline).
@@ -255,6 +291,17 @@ mod tests {
             traffic,
             status,
         }
+    }
+
+    #[test]
+    fn log_formats_parse() {
+        let f = RecordFormat::parse("${version} ${srcaddr} ${tcp-flags}").unwrap();
+        assert_eq!(f.header(), "version srcaddr tcp-flags");
+        assert!(RecordFormat::parse("").is_none());
+        assert!(RecordFormat::parse("${version}  ${srcaddr}").is_none());
+        assert!(RecordFormat::parse("${vpc-id}").is_none());
+        let v2: Vec<String> = V2_FIELDS.iter().map(|f| format!("${{{}}}", f.name())).collect();
+        assert_eq!(RecordFormat::parse(&v2.join(" ")).unwrap(), RecordFormat::default());
     }
 
     #[test]

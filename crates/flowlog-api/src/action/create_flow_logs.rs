@@ -2,7 +2,7 @@
 //! ClientToken idempotency (§9), the optional S3 bucket check (rule 21), then the
 //! per-resource outcomes of §3.5, decided inside one store transaction.
 
-use flowlog_model::record::Field;
+use flowlog_model::record::{Field, RecordFormat};
 use flowlog_model::{Destination, LogDestinationType, ResourceType, TrafficType};
 use flowlog_store::{NewFlowLogs, TokenCheck};
 
@@ -252,28 +252,14 @@ fn valid_group_name(g: &str) -> bool {
 
 /// `LogFormat`: `${field}` tokens separated by single spaces, each a field we can produce.
 fn check_log_format(f: &str) -> Result<String, ApiError> {
-    let known = [
-        Field::Version, Field::AccountId, Field::InterfaceId, Field::SrcAddr, Field::DstAddr, Field::SrcPort,
-        Field::DstPort, Field::Protocol, Field::Packets, Field::Bytes, Field::Start, Field::End, Field::Action,
-        Field::LogStatus, Field::TcpFlags,
-    ];
-    let tokens: Vec<&str> = f.split(' ').collect();
-    if f.is_empty() {
-        return Err(ApiError::invalid_parameter("LogFormat must contain at least one field."));
+    if RecordFormat::parse(f).is_some() {
+        return Ok(f.to_string());
     }
-    for t in tokens {
-        let name = t.strip_prefix("${").and_then(|r| r.strip_suffix('}'));
-        match name {
-            Some(n) if known.iter().any(|k| k.name() == n) => {}
-            _ => {
-                return Err(ApiError::invalid_parameter(format!(
-                    "LogFormat: '{t}' is not a supported field. Supported: {}.",
-                    known.iter().map(|k| format!("${{{}}}", k.name())).collect::<Vec<_>>().join(" ")
-                )))
-            }
-        }
-    }
-    Ok(f.to_string())
+    let supported: Vec<String> = Field::ALL.iter().map(|k| format!("${{{}}}", k.name())).collect();
+    Err(ApiError::invalid_parameter(format!(
+        "LogFormat '{f}' is not valid: use ${{field}} tokens separated by single spaces. Supported fields: {}.",
+        supported.join(" ")
+    )))
 }
 
 /// A token for callers that sent none (AWS returns one too).

@@ -1,0 +1,128 @@
+//! What an agent and the control plane say to each other (JSON over HTTP for a separate
+//! `flowlog agent`, plain calls inside `flowlog serve`): the agent reports the interfaces it
+//! found, its inventory file if any, and delivery status changes; the control plane answers
+//! with the interfaces to capture and the flow logs each one feeds.
+
+use flowlog_delivery::{Destination, FlowLogTarget};
+use flowlog_inventory::discover::HostInterface;
+use flowlog_model::record::RecordFormat;
+use flowlog_model::{DeliverStatus, TrafficType};
+use serde::{Deserialize, Serialize};
+
+/// Path of the sync call on the control plane.
+pub const SYNC_PATH: &str = "/agent/v1/sync";
+/// Action name the caller's allow list must cover (`flowlog:*` or `*`).
+pub const SYNC_ACTION: &str = "flowlog:AgentSync";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// Host name, for logs.
+    pub host: String,
+    /// Interfaces found on the host (all namespaces the agent looked at).
+    pub interfaces: Vec<HostInterface>,
+    /// Text of the agent's inventory file; without one, the interfaces of the agent's own
+    /// namespace are registered as ENIs of the default VPC.
+    pub inventory: Option<String>,
+    /// Delivery status changes since the last sync.
+    pub statuses: Vec<StatusReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub flow_log_id: String,
+    /// `SUCCESS` or `FAILED`.
+    pub status: String,
+    pub message: Option<String>,
+}
+
+impl StatusReport {
+    pub fn status(&self) -> Option<DeliverStatus> {
+        DeliverStatus::parse(&self.status)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    pub assignments: Vec<Assignment>,
+}
+
+/// One interface to capture and what its records feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub eni_id: String,
+    pub account_id: String,
+    pub netns: Option<String>,
+    pub ifname: String,
+    pub targets: Vec<TargetSpec>,
+}
+
+/// A flow log as delivery needs it, in a form that travels as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    pub flow_log_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub traffic_type: String,
+    pub log_format: Option<String>,
+    pub s3: Option<S3Spec>,
+    pub cloudwatch_logs: Option<CwlSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Spec {
+    pub bucket: String,
+    /// Subfolder without edge slashes ("" for none).
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CwlSpec {
+    pub group: String,
+    pub role_arn: String,
+}
+
+impl TargetSpec {
+    pub fn from_flow_log(f: &flowlog_model::FlowLog, region: &str) -> TargetSpec {
+        let (s3, cloudwatch_logs) = match &f.destination {
+            flowlog_model::Destination::S3 { bucket, prefix, .. } => {
+                (Some(S3Spec { bucket: bucket.clone(), prefix: prefix.clone() }), None)
+            }
+            flowlog_model::Destination::CloudWatchLogs { group, role_arn, .. } => {
+                (None, Some(CwlSpec { group: group.clone(), role_arn: role_arn.clone() }))
+            }
+        };
+        TargetSpec {
+            flow_log_id: f.id.clone(),
+            account_id: f.account_id.clone(),
+            region: region.to_string(),
+            traffic_type: f.traffic_type.as_str().to_string(),
+            log_format: f.log_format.clone(),
+            s3,
+            cloudwatch_logs,
+        }
+    }
+
+    /// The delivery target, or None when the spec is not one we understand.
+    pub fn to_target(&self) -> Option<FlowLogTarget> {
+        let destination = match (&self.s3, &self.cloudwatch_logs) {
+            (Some(s), None) => Destination::S3 {
+                bucket: s.bucket.clone(),
+                prefix: if s.prefix.is_empty() { String::new() } else { format!("{}/", s.prefix) },
+            },
+            (None, Some(c)) => Destination::CloudWatchLogs { group: c.group.clone(), role_arn: c.role_arn.clone() },
+            _ => return None,
+        };
+        let format = match &self.log_format {
+            None => RecordFormat::default(),
+            Some(f) => RecordFormat::parse(f)?,
+        };
+        Some(FlowLogTarget {
+            flow_log_id: self.flow_log_id.clone(),
+            account_id: self.account_id.clone(),
+            region: self.region.clone(),
+            traffic_type: TrafficType::parse(&self.traffic_type)?,
+            format,
+            destination,
+        })
+    }
+}

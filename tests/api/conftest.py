@@ -394,7 +394,7 @@ class Server:
             data=prepared.body,
             timeout=timeout,
         )
-        return Reply(resp.status_code, resp.content, dict(resp.headers))
+        return Reply(resp.status_code, resp.content, {k.lower(): v for k, v in resp.headers.items()})
 
     def call(self, action: str, params=None, **kw) -> Reply:
         return self.raw(params, action=action, **kw)

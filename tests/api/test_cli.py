@@ -30,7 +30,7 @@ def test_cli_quickstart(server):
     # describe by id, and with a filter that matches nothing
     assert server.aws_json("ec2", "describe-flow-logs", "--flow-log-ids", fid)["FlowLogs"][0]["FlowLogId"] == fid
     none = server.aws_json("ec2", "describe-flow-logs", "--filter", "Name=traffic-type,Values=REJECT",
-                           "--filter", f"Name=resource-id,Values={vid}")
+                           f"Name=resource-id,Values={vid}")
     assert none["FlowLogs"] == []
 
     # delete, then delete again -> Unsuccessful NotFound (scenarios 52, 53)

@@ -263,7 +263,7 @@ def test_s11_default_destination_type(server):
 def s3_server(moto, tmp_path_factory):
     from conftest import Server
 
-    moto.s3().create_bucket(Bucket="b1")
+    moto.s3().create_bucket(Bucket="bucket-b1")
     srv = Server(tmp_path_factory.mktemp("s3srv"), config_extra=s3_config(moto.url), name="s3srv")
     srv.start()
     try:
@@ -289,7 +289,7 @@ def test_s20_missing_bucket(s3_server):
 def test_s20_existing_bucket(s3_server):
     """Scenario 20 control: an existing bucket (with a subfolder) on the endpoint is accepted."""
     v = s3_server.vpc()
-    ids = s3_server.fl_ok([v], dest="arn:aws:s3:::b1/my-logs/")
+    ids = s3_server.fl_ok([v], dest="arn:aws:s3:::bucket-b1/my-logs/")
     assert len(ids) == 1
 
 

@@ -214,7 +214,11 @@ def test_first_start_without_config(tmp_path):
         assert path.exists(), os.listdir(srv.data_dir)
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"credentials.toml is mode {oct(mode)}; must be readable only by its owner"
-        out = "\n".join(srv.stdout_lines)
+        for _ in range(100):  # the export lines may follow the "listening on" line
+            out = "\n".join(srv.stdout_lines)
+            if "AWS_ACCESS_KEY_ID" in out:
+                break
+            time.sleep(0.05)
         assert "AWS_ACCESS_KEY_ID" in out, out
         data = tomllib.loads(path.read_text())
 

@@ -297,3 +297,33 @@ def test_secret_never_logged(server):
     logs = server.stderr_tail(10**7) + "\n".join(server.stdout_lines)
     for key, secret, _ in CREDENTIALS.values():
         assert secret not in logs, "a configured secret appeared in the server output"
+
+
+def test_s28e_replay_with_reordered_parameters(server):
+    """§9 fingerprint = the request's parameters, not its bytes: the same parameters in another
+    order, or with DryRun=false added, is the same request (replay, not a mismatch)."""
+    v, w = server.vpc(), server.vpc()
+    base = [("ResourceType", "VPC"), ("ResourceId.1", v), ("ResourceId.2", w), ("TrafficType", "ALL"),
+            ("LogDestinationType", "s3"), ("LogDestination", "arn:aws:s3:::b1/reorder/"), ("ClientToken", "t-order")]
+    r1 = expect_ok(server.call("CreateFlowLogs", base), "CreateFlowLogs")
+    r2 = expect_ok(server.call("CreateFlowLogs", list(reversed(base))), "CreateFlowLogs")
+    r3 = expect_ok(server.call("CreateFlowLogs", base + [("DryRun", "false")]), "CreateFlowLogs")
+    assert r1.ids() == r2.ids() == r3.ids() and len(r1.ids()) == 2
+
+
+def test_s31e_dryrun_before_semantic_checks(server):
+    """§10 order: static validation -> DryRun -> semantic checks. A DryRun for a missing VPC, a
+    duplicate, or a DeleteFlowLogs of an unknown ID answers 412 (§3.2 rule 3)."""
+    expect_error(server.create_fl(["vpc-0000000000000dead"], DryRun="true"), 412, "DryRunOperation")
+    v = server.vpc()
+    server.fl_ok([v], dest="arn:aws:s3:::b1/dry/")
+    expect_error(server.create_fl([v], dest="arn:aws:s3:::b1/dry/", DryRun="true"), 412, "DryRunOperation")
+    expect_error(server.call("DeleteFlowLogs", {"FlowLogId.1": "fl-1a2b3c4d", "DryRun": "true"}), 412,
+                 "DryRunOperation")
+
+
+def test_s33b_describe_dryrun_static_errors_first(server):
+    """A DescribeFlowLogs DryRun with an unknown filter or MaxResults=4 gets the 400, not 412."""
+    expect_error(server.describe({"DryRun": "true", "Filter.1.Name": "bogus", "Filter.1.Value.1": "x"}), 400,
+                 "InvalidParameterValue")
+    expect_error(server.describe({"DryRun": "true", "MaxResults": "4"}), 400, "InvalidParameterValue")

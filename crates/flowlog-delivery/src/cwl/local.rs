@@ -243,3 +243,62 @@ mod tests {
         assert!(l.events(&q).unwrap().is_empty());
     }
 }
+
+/// Parses a time for `flowlog logs`: Unix seconds (`1700000000`), RFC 3339
+/// (`2024-01-02T03:04:05Z`), or an age relative to `now_ms` (`90s`, `15m`, `2h`, `7d`).
+/// Returns Unix milliseconds.
+pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs.saturating_mul(1000));
+    }
+    if let Some(unit) = s.chars().last().filter(|c| "smhd".contains(*c)) {
+        if let Ok(n) = s[..s.len() - 1].parse::<i64>() {
+            let mult = match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                _ => 86_400,
+            };
+            return Ok(now_ms - n.saturating_mul(mult * 1000));
+        }
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            format!("invalid time {s:?}: use Unix seconds, RFC 3339, or an age like 15m, 2h, 7d")
+        })
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn format_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        assert_eq!(parse_time("1700000000", 0).unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_time("15m", 1_000_000).unwrap(), 100_000);
+        assert_eq!(
+            parse_time("2024-01-02T03:04:05Z", 0).unwrap(),
+            1_704_164_645_000
+        );
+        assert!(parse_time("yesterday", 0).is_err());
+        assert_eq!(format_ms(1_704_164_645_123), "2024-01-02T03:04:05.123Z");
+    }
+}

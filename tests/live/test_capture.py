@@ -174,9 +174,12 @@ def totals(recs):
     return t
 
 
-def tcp_outsegs(ns):
+def tcp_segs(ns):
+    """(segments sent, of which retransmitted) from the namespace's TCP MIB. OutSegs leaves
+    out retransmissions, which are on the wire too, so the sum is what a capture sees."""
     lines = [l.split() for l in sh(*nsexec(ns, "cat", "/proc/net/snmp")).stdout.splitlines() if l.startswith("Tcp:")]
-    return int(lines[1][lines[0].index("OutSegs")])
+    out, retrans = (int(lines[1][lines[0].index(f)]) for f in ("OutSegs", "RetransSegs"))
+    return out + retrans, retrans
 
 
 UDP_SINK = r"""
@@ -219,10 +222,12 @@ def test_records_match_sent_traffic_exactly(netpair, procs, tmp_path):
     cap, err = start_capture(procs, ns_b, netpair["vb"], out, tmp_path)
 
     payload = 300_000
-    a_before, b_before = tcp_outsegs(ns_a), tcp_outsegs(ns_b)
+    a_before, b_before = tcp_segs(ns_a), tcp_segs(ns_b)
     sh(*nsexec(ns_a, PY, "-c", CLIENT, B4, B6, str(payload)))
     assert int(sink.stdout.readline()) == payload
-    a_segs, b_segs = tcp_outsegs(ns_a) - a_before, tcp_outsegs(ns_b) - b_before
+    a_after, b_after = tcp_segs(ns_a), tcp_segs(ns_b)
+    a_segs, a_retrans = a_after[0] - a_before[0], a_after[1] - a_before[1]
+    b_segs = b_after[0] - b_before[0]
     sh(*nsexec(ns_a, "ping", "-c", "5", "-i", "0.2", "-s", "56", "-W", "2", B4))
     sh(*nsexec(ns_a, "ping", "-6", "-c", "4", "-i", "0.2", "-s", "100", "-W", "2", B6))
     summary = stop_capture(cap, err)
@@ -237,16 +242,21 @@ def test_records_match_sent_traffic_exactly(netpair, procs, tmp_path):
     assert t[(B4, A4, 0, 0, 1, "ACCEPT")] == [5, 5 * 84]
     assert t[(A6, B6, 0, 0, 58, "ACCEPT")] == [4, 4 * 148]
     assert t[(B6, A6, 0, 0, 58, "ACCEPT")] == [4, 4 * 148]
-    # TCP: packets equal the segments each kernel sent (GSO frames expanded); bytes are the
-    # payload plus 60 for the SYN (20 IP + 40 TCP with options) and 52 for every other
-    # segment (20 IP + 32 TCP with timestamps).
+    # TCP: packets equal the segments each kernel sent, retransmissions included (GSO frames
+    # expanded); bytes are the payload plus 60 for the SYN (20 IP + 40 TCP with options) and
+    # 52 for every other segment (20 IP + 32 TCP with timestamps), plus whatever payload was
+    # sent again (at most one MSS of 1448 per retransmitted segment).
     c2s = [(k, v) for k, v in t.items() if k[:2] == (A4, B4) and k[3] == 9100]
     s2c = [(k, v) for k, v in t.items() if k[:2] == (B4, A4) and k[2] == 9100]
     assert len(c2s) == 1 and len(s2c) == 1, (c2s, s2c)
     (_, (pk, by)), (_, (spk, sby)) = c2s[0], s2c[0]
     assert c2s[0][0][5] == "ACCEPT"
     assert pk == a_segs, f"client→server packets {pk} vs kernel OutSegs {a_segs}"
-    assert by == payload + 60 + (pk - 1) * 52
+    headers = 60 + (pk - 1) * 52
+    if a_retrans == 0:
+        assert by == payload + headers
+    else:
+        assert payload + headers < by <= payload + headers + a_retrans * 1448
     assert spk == b_segs, f"server→client packets {spk} vs kernel OutSegs {b_segs}"
     assert sby == 60 + (spk - 1) * 52
     assert pk > payload // 1448, "fewer packets than MSS-sized segments: GSO frames not expanded"

@@ -149,3 +149,47 @@ def test_next_token_after_its_anchor_is_deleted(fresh_server):
         tok = r.xml.findtext("nextToken")
     assert not (set(rest) & seen), "a flow log came back twice"
     assert len(rest) == 7, rest
+
+
+def test_chunked_request_body(server):
+    """A form body sent with Transfer-Encoding: chunked (no Content-Length) is read like any other."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    import requests
+
+    from conftest import CREDENTIALS
+
+    key, secret, _ = CREDENTIALS["admin"]
+    body = b"Action=DescribeFlowLogs&Version=2016-11-15&MaxResults=5"
+    req = botocore.awsrequest.AWSRequest(method="POST", url=server.url + "/", data=body,
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "ec2", "us-east-1").add_auth(req)
+    p = req.prepare()
+    headers = {k: v for k, v in p.headers.items() if k.lower() != "content-length"}
+
+    def gen():
+        yield body[:10]
+        yield body[10:]
+
+    r = requests.post(p.url, headers=headers, data=gen(), timeout=30)
+    assert r.status_code == 200 and "DescribeFlowLogsResponse" in r.text, (r.status_code, r.text[:300])
+
+
+def test_next_token_reuse_and_restart(make_server):
+    """A nextToken can be used twice (same page), and still works after a restart."""
+    srv = make_server()
+    vpcs = [srv.vpc() for _ in range(6)]
+    srv.fl_ok(vpcs, dest="arn:aws:s3:::b1/a/")
+    r = expect_ok(srv.describe({"MaxResults": "5"}), "DescribeFlowLogs")
+    tok = r.xml.findtext("nextToken")
+    p1 = [f["flowLogId"] for f in expect_ok(srv.describe({"MaxResults": "5", "NextToken": tok}),
+                                            "DescribeFlowLogs").flow_logs()]
+    p2 = [f["flowLogId"] for f in expect_ok(srv.describe({"MaxResults": "5", "NextToken": tok}),
+                                            "DescribeFlowLogs").flow_logs()]
+    assert p1 == p2 and len(p1) == 1
+    srv.stop()
+    srv.start()
+    p3 = [f["flowLogId"] for f in expect_ok(srv.describe({"MaxResults": "5", "NextToken": tok}),
+                                            "DescribeFlowLogs").flow_logs()]
+    assert p3 == p1

@@ -45,6 +45,8 @@ pub enum BucketStatus {
     Writable,
     Missing,
     AccessDenied,
+    /// The S3 endpoint could not be asked; the request is answered 503 so clients retry.
+    Unavailable(String),
 }
 
 /// Settings of the API layer.
@@ -155,7 +157,8 @@ impl Api {
         action.run(&ctx)
     }
 
-    fn authenticate(&self, req: &Request<'_>) -> Result<Caller, ApiError> {
+    /// Checks the SigV4 signature of `req` against the configured credentials.
+    pub fn authenticate(&self, req: &Request<'_>) -> Result<Caller, ApiError> {
         let signed = sigv4::SignedRequest {
             method: req.method,
             path: req.path,

@@ -32,6 +32,72 @@ pub struct Config {
     pub credentials: Vec<CredentialConfig>,
     #[serde(default)]
     pub api: ApiSection,
+    /// S3 destination service; absent: objects go to `<data-dir>/s3/<bucket>/...`.
+    pub s3: Option<flowlog_delivery::S3Config>,
+    /// CloudWatch Logs destination service; absent: events go to the embedded store read by
+    /// `flowlog logs`.
+    pub cloudwatch_logs: Option<flowlog_delivery::CwlConfig>,
+    /// Delivery windows, spool bound and retries.
+    #[serde(default)]
+    pub delivery: flowlog_delivery::DeliveryConfig,
+    /// The capture agent that runs inside `flowlog serve` (and `flowlog agent`).
+    #[serde(default)]
+    pub agent: AgentSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Run the capture agent (needs root or CAP_NET_RAW + CAP_SYS_ADMIN for namespaces).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Aggregation window of flow records in seconds (AWS: 600, or 60).
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    /// NFLOG group of the nftables `log group N` rules that mark REJECTs.
+    pub nflog_group: Option<u16>,
+    /// Inventory file naming VPCs, subnets and ENIs and their interfaces; absent: this
+    /// host's interfaces are registered in a default VPC.
+    pub inventory: Option<PathBuf>,
+    /// Seconds between two syncs with the desired state.
+    #[serde(default = "default_sync")]
+    pub sync_secs: f64,
+    /// Flow entries per interface before new flows are reported as SKIPDATA.
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+    /// AF_PACKET ring size per interface in MiB.
+    #[serde(default = "default_ring")]
+    pub ring_mb: u32,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            enabled: true,
+            window_secs: default_window(),
+            nflog_group: None,
+            inventory: None,
+            sync_secs: default_sync(),
+            capacity: default_capacity(),
+            ring_mb: default_ring(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_window() -> u64 {
+    600
+}
+fn default_sync() -> f64 {
+    2.0
+}
+fn default_capacity() -> usize {
+    1_000_000
+}
+fn default_ring() -> u32 {
+    16
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +146,10 @@ impl Default for Config {
             data_dir: None,
             credentials: Vec::new(),
             api: ApiSection::default(),
+            s3: None,
+            cloudwatch_logs: None,
+            delivery: Default::default(),
+            agent: AgentSection::default(),
         }
     }
 }
@@ -103,6 +173,12 @@ impl Config {
         }
         if self.region.is_empty() || !self.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             bail!("region must look like us-east-1, not {:?}", self.region);
+        }
+        if self.agent.window_secs == 0 {
+            bail!("agent.window_secs must be at least 1");
+        }
+        if !(self.agent.sync_secs.is_finite() && self.agent.sync_secs >= 0.1) {
+            bail!("agent.sync_secs must be at least 0.1");
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.credentials {

@@ -4,6 +4,7 @@
 
 mod cmd;
 mod config;
+mod control;
 mod credentials;
 mod logging;
 
@@ -26,6 +27,8 @@ enum Command {
     Pcap(cmd::pcap::Args),
     /// Capture live traffic on a Linux interface and print flow log records.
     Capture(cmd::capture::Args),
+    /// Run only the capture agent, taking its desired state from a control plane over HTTP.
+    Agent(cmd::agent::Args),
     /// Print `export` lines for the admin credential created by `serve`.
     Credentials(cmd::credentials::Args),
     /// Read CloudWatch Logs events kept by the embedded store (get, tail, filter).
@@ -40,5 +43,6 @@ fn main() -> anyhow::Result<()> {
         Command::Capture(args) => cmd::capture::run(args),
         Command::Logs(args) => cmd::logs::run(args),
         Command::Credentials(args) => cmd::credentials::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
     }
 }

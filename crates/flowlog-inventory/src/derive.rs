@@ -13,6 +13,12 @@ use crate::{stable_id, Binding, Inventory, BINDING_TAG};
 
 /// Builds the default inventory of `account` in `region` for discovered interfaces.
 pub fn default_inventory(account: &str, region: &str, interfaces: &[HostInterface]) -> Inventory {
+    default_inventory_for_host(account, region, "", interfaces)
+}
+
+/// Like [`default_inventory`]; the host name enters the ENI IDs so that two hosts with an
+/// `eth0` each get two ENIs.
+pub fn default_inventory_for_host(account: &str, region: &str, host: &str, interfaces: &[HostInterface]) -> Inventory {
     let mut inv = Inventory::default();
     let interfaces: Vec<&HostInterface> = interfaces.iter().filter(|i| !i.ipv4.is_empty()).collect();
     if interfaces.is_empty() {
@@ -53,7 +59,11 @@ pub fn default_inventory(account: &str, region: &str, interfaces: &[HostInterfac
         let binding = Binding { netns: iface.netns.clone(), ifname: iface.name.clone() };
         let ns = iface.netns.clone().unwrap_or_default();
         inv.enis.push(NetworkInterface {
-            id: stable_id("eni", &[account, &ns, &iface.name]),
+            id: if host.is_empty() {
+                stable_id("eni", &[account, &ns, &iface.name])
+            } else {
+                stable_id("eni", &[account, host, &ns, &iface.name])
+            },
             account_id: account.to_string(),
             subnet_id,
             vpc_id: vpc_id.clone(),

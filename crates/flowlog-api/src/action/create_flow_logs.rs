@@ -43,6 +43,13 @@ pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
                 "400".into(),
                 format!("Access Denied for LogDestination: {bucket}. Please check LogDestination permission"),
             )),
+            BucketStatus::Unavailable(why) => {
+                return Err(ApiError::new(
+                    503,
+                    "ServiceUnavailable",
+                    format!("Cannot check the S3 bucket {bucket} right now ({why}); retry the request."),
+                ))
+            }
         };
     }
     let outcome = api.store.create_flow_logs(&req)?;

@@ -10,10 +10,12 @@
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use flowlog_capture::{parse, CaptureError, CaptureFormat, CaptureReader, SkipCounts};
+use flowlog_capture::{parse, CaptureError, CaptureFormat, CaptureReader, PacketMeta, SkipCounts};
 use flowlog_flow::{FlowConfig, FlowTable, WindowRecord};
 use flowlog_model::record::RecordFormat;
 use flowlog_model::{Action, FlowRecord, LogStatus};
@@ -44,6 +46,8 @@ pub struct Args {
 }
 
 const OUT_BUFFER: usize = 1 << 20;
+/// Read buffer of the capture reader (refilled with reads of up to this size).
+const READ_BUFFER: usize = 1 << 20;
 
 /// Formats records into one reused line buffer and writes it out in large chunks.
 struct Output<'a> {
@@ -119,6 +123,63 @@ impl Progress {
     }
 }
 
+/// Parsed packets handed from the reading thread to the table, in file order.
+type Batch = Vec<(u64, PacketMeta)>;
+
+/// What the reading thread reports when it is done.
+struct ReadEnd {
+    frames: u64,
+    skips: SkipCounts,
+    format: CaptureFormat,
+    error: Option<CaptureError>,
+}
+
+const BATCH_PACKETS: usize = 4096;
+
+/// The reading thread: file → frames → parsed packets, sent in batches. Reading and parsing
+/// here and counting on the caller's thread keeps each core's cache on its own data.
+fn read_packets(
+    mut reader: CaptureReader<File>,
+    full: mpsc::SyncSender<Batch>,
+    free: mpsc::Receiver<Batch>,
+    position: Arc<AtomicU64>,
+) -> ReadEnd {
+    let mut frames = 0u64;
+    let mut skips = SkipCounts::default();
+    let mut batch: Batch = Vec::with_capacity(BATCH_PACKETS);
+    let error = loop {
+        let frame = match reader.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        frames += 1;
+        match parse(frame.link, frame.data) {
+            Ok(m) => batch.push((frame.ts_ns, m)),
+            Err(reason) => skips.add(reason),
+        }
+        if batch.len() == BATCH_PACKETS {
+            position.store(reader.position(), Ordering::Relaxed);
+            let next = free
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BATCH_PACKETS));
+            if full.send(std::mem::replace(&mut batch, next)).is_err() {
+                break None;
+            }
+        }
+    };
+    position.store(reader.position(), Ordering::Relaxed);
+    if !batch.is_empty() {
+        let _ = full.send(batch);
+    }
+    ReadEnd {
+        frames,
+        skips,
+        format: reader.format(),
+        error,
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.interval == 0 {
         bail!("--interval must be at least 1 second");
@@ -129,7 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let file = File::open(&args.file)
         .with_context(|| format!("cannot open capture file {}", args.file.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = match CaptureReader::with_reader_thread(file, 4 << 20) {
+    let reader = match CaptureReader::with_buffer_size(file, READ_BUFFER) {
         Ok(r) => r,
         Err(e) => bail!("{}: {e}", args.file.display()),
     };
@@ -168,43 +229,63 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         interval_s: interval,
         capacity: args.capacity,
     });
-    let mut skips = SkipCounts::default();
-    let mut frames: u64 = 0;
     let mut progress = Progress {
         enabled: io::stderr().is_terminal(),
         total,
         last: Instant::now(),
     };
+    let position = Arc::new(AtomicU64::new(0));
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(4);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(8);
+    let reading = {
+        let position = position.clone();
+        std::thread::spawn(move || read_packets(reader, full_tx, free_rx, position))
+    };
+
     // packets at or after this time open a new window, which closes the one before the previous
     let mut next_window_ns: u64 = 0;
     let mut sink = |r: WindowRecord| out.record(r);
-
-    let end_error = loop {
-        let frame = match reader.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => break None,
-            Err(e) => break Some(e),
-        };
-        frames += 1;
-        match parse(frame.link, frame.data) {
-            Ok(m) => {
-                if frame.ts_ns >= next_window_ns {
-                    let t = frame.ts_ns / 1_000_000_000;
-                    let start = t - t % interval;
-                    next_window_ns = (start + interval).saturating_mul(1_000_000_000);
-                    table.close_until(start.saturating_sub(interval), &[], &mut sink);
-                }
-                table.add(0, &m, frame.ts_ns, Action::Accept);
+    let mut counted = 0u64;
+    for batch in full_rx.iter() {
+        let mut rest = &batch[..];
+        while !rest.is_empty() {
+            // the packets before the next window change go to the table in one call
+            let n = rest
+                .iter()
+                .position(|(ts, _)| *ts >= next_window_ns)
+                .unwrap_or(rest.len());
+            table.add_batch(0, &rest[..n], Action::Accept);
+            rest = &rest[n..];
+            if let Some((ts, _)) = rest.first() {
+                let t = ts / 1_000_000_000;
+                let start = t - t % interval;
+                next_window_ns = (start + interval).saturating_mul(1_000_000_000);
+                table.close_until(start.saturating_sub(interval), &[], &mut sink);
+                table.add_batch(0, &rest[..1], Action::Accept);
+                rest = &rest[1..];
             }
-            Err(reason) => skips.add(reason),
         }
-        if frames & 0xffff == 0 {
-            progress.show(reader.position(), frames, false);
+        counted += batch.len() as u64;
+        let mut batch = batch;
+        batch.clear();
+        let _ = free_tx.try_send(batch);
+        if counted & 0xffff < BATCH_PACKETS as u64 {
+            progress.show(position.load(Ordering::Relaxed), counted, false);
         }
+    }
+    let end = match reading.join() {
+        Ok(end) => end,
+        Err(_) => bail!("the reading thread failed"),
     };
     table.close_all(&mut sink);
-    progress.show(reader.position(), frames, true);
-    let format_name = match reader.format() {
+    progress.show(position.load(Ordering::Relaxed), end.frames, true);
+    let ReadEnd {
+        frames,
+        skips,
+        format,
+        error: end_error,
+    } = end;
+    let format_name = match format {
         CaptureFormat::Pcap => "pcap",
         CaptureFormat::PcapNg => "pcapng",
     };

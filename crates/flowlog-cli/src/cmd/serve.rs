@@ -1,6 +1,14 @@
-//! `flowlog serve`: the control plane. Loads the config (or the embedded defaults), opens the
-//! SQLite store in the data dir, and serves the EC2 Query API over HTTP with axum; every
-//! request is handed to `flowlog_api::Api::handle` on a blocking thread.
+//! `flowlog serve`: the whole service on one host. Loads the config (or the embedded
+//! defaults), opens the SQLite store, starts delivery (spool + S3/CloudWatch Logs sinks) and
+//! the capture agent in process, and serves over HTTP with axum:
+//!
+//! - `/metrics`: Prometheus text from delivery;
+//! - `POST /agent/v1/sync`: desired state for separate `flowlog agent` processes;
+//! - everything else: the EC2 Query API, handed to `flowlog_api::Api::handle` on a blocking
+//!   thread.
+//!
+//! SIGTERM/SIGINT stop the HTTP server, flush every capture's current window into the spool
+//! and give delivery a few seconds to send it; what is left stays spooled for the next start.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +24,15 @@ use flowlog_api::{Api, ApiConfig, Credential};
 use flowlog_store::SqliteStore;
 
 use crate::config::{Config, DEFAULT_PORT};
+use crate::control::LocalControl;
 use crate::credentials;
+
+/// Everything the HTTP handlers need.
+struct AppState {
+    api: Arc<Api>,
+    control: Arc<LocalControl>,
+    delivery: flowlog_delivery::Delivery,
+}
 
 #[derive(clap::Args)]
 #[command(after_help = "With no --config, flowlog binds loopback only, creates an admin credential in \
@@ -70,13 +86,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             access_key_id: cred.access_key_id.clone(),
             secret_access_key: cred.secret_access_key,
             account_id: config.account_id.clone(),
-            allow: vec!["ec2:*".to_string()],
+            allow: vec!["ec2:*".to_string(), "flowlog:*".to_string()],
         });
         bootstrap = Some((cred.access_key_id, created));
     }
 
-    let store = SqliteStore::open(&data_dir.join("flowlog.db"))
-        .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+    let store: Arc<dyn flowlog_store::Store> = Arc::new(
+        SqliteStore::open(&data_dir.join("flowlog.db"))
+            .with_context(|| format!("cannot open the database in {}", data_dir.display()))?,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let statuses = Arc::new(flowlog_agent::StatusQueue::default());
+    let delivery = flowlog_delivery::Delivery::open(
+        &data_dir,
+        config.delivery.clone(),
+        &config.s3.clone().unwrap_or_default(),
+        &config.cloudwatch_logs.clone().unwrap_or_default(),
+        statuses.clone(),
+    )
+    .context("cannot open the delivery spool")?;
+    let buckets: Option<Arc<dyn flowlog_api::BucketCheck>> = match config.s3.as_ref().and_then(|s| s.endpoint.as_ref()) {
+        Some(_) => Some(Arc::new(DeliveryBuckets { delivery: delivery.clone(), rt: rt.handle().clone() })),
+        None => None,
+    };
     let api = Arc::new(Api {
         config: ApiConfig {
             region: config.region.clone(),
@@ -86,12 +118,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 n => Some(n),
             },
         },
-        store: Arc::new(store),
-        buckets: None,
+        store: store.clone(),
+        buckets,
     });
+    let control = Arc::new(LocalControl::new(store, &config.account_id, &config.region));
+    let agent = if config.agent.enabled {
+        let agent_cfg = crate::cmd::agent::agent_config(&config.agent)?;
+        Some(flowlog_agent::Agent::new(agent_cfg, control.clone(), delivery.clone(), statuses))
+    } else {
+        None
+    };
+    let state = Arc::new(AppState { api, control, delivery: delivery.clone() });
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let agent_thread = agent.map(|a| {
+        let stop = stop.clone();
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("agent".into())
+            .spawn(move || {
+                let _guard = handle.enter();
+                a.run(stop)
+            })
+            .expect("spawning the agent thread")
+    });
+    let served = rt.block_on(async {
+        let _delivery_task = delivery.spawn();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -115,12 +167,88 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         use std::io::Write;
         std::io::stdout().flush().ok();
-        let app = axum::Router::new().fallback(handle).with_state(api);
+        let app = axum::Router::new()
+            .route("/metrics", axum::routing::get(metrics))
+            .route(flowlog_agent::protocol::SYNC_PATH, axum::routing::post(agent_sync))
+            .fallback(handle)
+            .with_state(state);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("HTTP server failed")
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(t) = agent_thread {
+        let _ = t.join();
+    }
+    rt.block_on(async {
+        match delivery.flush(std::time::Duration::from_secs(5)).await {
+            Ok(true) => tracing::info!("every spooled record delivered"),
+            Ok(false) => tracing::info!(pending = ?delivery.pending(), "records left in the spool; they are delivered after the next start"),
+            Err(e) => tracing::warn!(error = %e, "final delivery pass failed; records stay spooled"),
+        }
+    });
+    served
+}
+
+/// Answers CreateFlowLogs' bucket question with a HEAD on the configured S3 endpoint.
+struct DeliveryBuckets {
+    delivery: flowlog_delivery::Delivery,
+    rt: tokio::runtime::Handle,
+}
+
+impl flowlog_api::BucketCheck for DeliveryBuckets {
+    fn check(&self, bucket: &str) -> flowlog_api::BucketStatus {
+        use flowlog_delivery::BucketCheck as B;
+        match self.rt.block_on(self.delivery.check_bucket(bucket, "")) {
+            B::Ok => flowlog_api::BucketStatus::Writable,
+            B::Missing => flowlog_api::BucketStatus::Missing,
+            B::AccessDenied => flowlog_api::BucketStatus::AccessDenied,
+            B::Unavailable(why) => flowlog_api::BucketStatus::Unavailable(why),
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.delivery.metrics().render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// `POST /agent/v1/sync`: SigV4-signed like every call; the caller needs `flowlog:AgentSync`.
+async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 8 * 1024 * 1024).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "sync body larger than 8 MiB").into_response();
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
+    let result = tokio::task::spawn_blocking(move || -> Result<flowlog_agent::SyncResponse, (StatusCode, String)> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let caller = state
+            .api
+            .authenticate(&flowlog_api::Request { method: "POST", path: &path, query: &query, headers: &headers, body: &body, now })
+            .map_err(|e| (StatusCode::UNAUTHORIZED, e.message))?;
+        if !flowlog_api::policy::allows(&caller.allow, flowlog_agent::protocol::SYNC_ACTION) {
+            return Err((StatusCode::FORBIDDEN, format!("{} may not call {}", caller.access_key_id, flowlog_agent::protocol::SYNC_ACTION)));
+        }
+        let req: flowlog_agent::SyncRequest =
+            serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid sync request: {e}")))?;
+        state
+            .control
+            .sync_for(&caller.account_id, &req)
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}")))
     })
+    .await;
+    match result {
+        Ok(Ok(resp)) => axum::Json(resp).into_response(),
+        Ok(Err((code, msg))) => (code, msg).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "sync handler failed").into_response(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -133,7 +261,8 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
+async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let api = state.api.clone();
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, flowlog_api::MAX_BODY_BYTES + 1).await {

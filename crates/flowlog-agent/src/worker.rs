@@ -1,0 +1,135 @@
+//! One capture worker: a thread that owns the AF_PACKET ring (and NFLOG socket) of one
+//! interface, counts packets into its flow table, and at every window end hands the records
+//! to delivery, which spools them before returning. Stopping the worker flushes the window
+//! in progress.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use flowlog_delivery::Delivery;
+use flowlog_live::{Capture, CaptureConfig, LiveError, NflogConfig, RingConfig};
+use flowlog_model::FlowRecord;
+
+/// Settings shared by every worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Aggregation window in seconds.
+    pub interval_s: u64,
+    /// Flow entries per interface before new flows become SKIPDATA.
+    pub capacity: usize,
+    /// Ring size in MiB.
+    pub ring_mb: u32,
+    /// NFLOG group carrying the firewall's rejects, if any.
+    pub nflog_group: Option<u16>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig { interval_s: 600, capacity: 1_000_000, ring_mb: 16, nflog_group: None }
+    }
+}
+
+/// A running capture.
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl Worker {
+    /// Opens the interface and starts the thread. Fails when the interface cannot be
+    /// opened (absent, no permission); the caller retries on its next pass.
+    pub fn start(
+        eni_id: &str,
+        account_id: &str,
+        netns: Option<&str>,
+        ifname: &str,
+        cfg: &WorkerConfig,
+        delivery: Delivery,
+    ) -> Result<Worker, LiveError> {
+        let ring_cfg = RingConfig { block_size: 1 << 20, block_count: cfg.ring_mb.max(1), ..RingConfig::default() };
+        let ns_path = netns.map(flowlog_live::netns_path);
+        let opened = match flowlog_live::open(ifname, ns_path.as_deref(), ring_cfg, cfg.nflog_group.map(NflogConfig::new)) {
+            Err(LiveError::NflogGroupBusy { group }) => {
+                tracing::warn!(eni = eni_id, group, "NFLOG group already bound in this namespace; capturing without REJECT verdicts");
+                flowlog_live::open(ifname, ns_path.as_deref(), ring_cfg, None)?
+            }
+            other => other?,
+        };
+        let mut ccfg = CaptureConfig::new(opened.ifindex, cfg.interval_s.max(1));
+        ccfg.capacity = cfg.capacity.max(1);
+        ccfg.block_timeout = Duration::from_millis(u64::from(ring_cfg.retire_timeout_ms));
+        ccfg.nflog_group = if opened.nflog.is_some() { cfg.nflog_group } else { None };
+        let capture = Capture::new(opened.ring, opened.nflog, ccfg);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (eni, account) = (eni_id.to_string(), account_id.to_string());
+        let stop2 = stop.clone();
+        let settle = ccfg.block_timeout * 2 + Duration::from_millis(100);
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{ifname}"))
+            .spawn(move || run(capture, stop2, settle, &eni, &account, &delivery))
+            .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
+        tracing::info!(eni = eni_id, interface = ifname, netns = netns.unwrap_or("-"), "capture started");
+        Ok(Worker { stop, thread: Some(thread) })
+    }
+
+    /// Asks the thread to flush the current window and stop, and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
+    mut capture: Capture<R, N>,
+    stop: Arc<AtomicBool>,
+    settle: Duration,
+    eni: &str,
+    account: &str,
+    delivery: &Delivery,
+) {
+    let mut batch: Vec<FlowRecord> = Vec::new();
+    let deliver = |batch: &mut Vec<FlowRecord>| {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = delivery.submit(batch) {
+            tracing::error!(eni, error = %e, records = batch.len(), "cannot spool records");
+        }
+        batch.clear();
+    };
+    while !stop.load(Ordering::SeqCst) {
+        if let Err(e) = capture.step(Duration::from_millis(100), now_ns()) {
+            tracing::error!(eni, error = %e, "capture failed; stopping this interface");
+            break;
+        }
+        capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
+        deliver(&mut batch);
+    }
+    if let Err(e) = capture.finish(now_ns, settle, &mut |r| batch.push(r.into_record(account, eni))) {
+        tracing::warn!(eni, error = %e, "error while flushing the last window");
+    }
+    deliver(&mut batch);
+    let s = capture.stats();
+    tracing::info!(eni, packets = s.packets, frames = s.frames, kernel_drops = s.kernel_drops, "capture stopped");
+}

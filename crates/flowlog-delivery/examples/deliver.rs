@@ -66,7 +66,7 @@ fn now() -> u64 {
 }
 
 fn record(i: u64, enis: usize, t: u64) -> FlowRecord {
-    let action = if i % 4 == 0 {
+    let action = if i.is_multiple_of(4) {
         Action::Reject
     } else {
         Action::Accept
@@ -81,7 +81,7 @@ fn record(i: u64, enis: usize, t: u64) -> FlowRecord {
             dst: std::net::Ipv4Addr::from(0x0a01_0000u32 + (i as u32 % 250)).into(),
             src_port: 1024 + (i % 60_000) as u16,
             dst_port: [443, 80, 22, 53][(i % 4) as usize],
-            protocol: if i % 5 == 0 { 17 } else { 6 },
+            protocol: if i.is_multiple_of(5) { 17 } else { 6 },
             packets: 1 + i % 40,
             bytes: 40 + (i * 37) % 60_000,
             action,

@@ -259,6 +259,8 @@ impl Spool {
         let mut touched: Vec<(String, u64)> = Vec::new();
         for (window_start, lines) in by_window {
             let key = (t.flow_log_id.clone(), window_start);
+            // Lines are collected and written in one call per segment, not one per record.
+            let mut buf: Vec<u8> = Vec::with_capacity(lines.len() * 128);
             for line in lines {
                 let add = line.len() as u64 + 1;
                 let full = self
@@ -266,7 +268,9 @@ impl Spool {
                     .get(&key)
                     .is_some_and(|s| s.records > 0 && s.bytes + add > self.limits.max_object_bytes);
                 if full {
-                    let seg = self.open.remove(&key).expect("checked above");
+                    let mut seg = self.open.remove(&key).expect("checked above");
+                    seg.file.write_all(&buf)?;
+                    buf.clear();
                     seg.file.sync_data()?;
                     self.seal(seg)?;
                 }
@@ -285,10 +289,13 @@ impl Spool {
                     self.open.insert(key.clone(), seg);
                 }
                 let seg = self.open.get_mut(&key).expect("inserted above");
-                seg.file.write_all(line.as_bytes())?;
-                seg.file.write_all(b"\n")?;
+                buf.extend_from_slice(line.as_bytes());
+                buf.push(b'\n');
                 seg.bytes += add;
                 seg.records += 1;
+            }
+            if let Some(seg) = self.open.get_mut(&key) {
+                seg.file.write_all(&buf)?;
             }
             touched.push(key);
         }

@@ -137,11 +137,12 @@ impl RemoteCwl {
                     state.token = None;
                 }
                 Err(e) => {
-                    if matches!(e, CallError::Api(_)) {
-                        // Next attempt re-checks group and stream.
+                    let e = DeliveryError::from(e);
+                    if matches!(e, DeliveryError::Access(_)) {
+                        // Permissions may be fixed (or the group re-created) before the retry.
                         state.created = false;
                     }
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }

@@ -20,7 +20,7 @@ pub fn records(eni: &str, n: usize, window_start: u64, seed: u32) -> Vec<FlowRec
     (0..n)
         .map(|i| {
             let i = i as u32 + seed * 1_000_000;
-            let action = if i % 3 == 0 {
+            let action = if i.is_multiple_of(3) {
                 Action::Reject
             } else {
                 Action::Accept

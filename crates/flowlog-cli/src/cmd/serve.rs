@@ -333,5 +333,12 @@ fn too_large() -> Response {
         format!("The request body is larger than the limit of {} bytes.", flowlog_api::MAX_BODY_BYTES),
     );
     let body = flowlog_api::xml::error_body(&err, &uuid_like());
-    (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONTENT_TYPE, flowlog_api::CONTENT_TYPE)], body).into_response()
+    // The rest of the body was not read: close the connection so a keep-alive client does not
+    // send its next request into the remains of this one.
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONTENT_TYPE, flowlog_api::CONTENT_TYPE), (header::CONNECTION, "close")],
+        body,
+    )
+        .into_response()
 }

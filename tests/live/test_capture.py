@@ -368,3 +368,12 @@ def test_clear_errors(netpair, tmp_path):
            "--eni", ENI, "--duration", "1", check=False)
     assert r.returncode != 0
     assert "network namespace" in r.stderr and "not found" in r.stderr, r.stderr
+
+
+def test_unprivileged_capture_says_what_is_missing(tmp_path):
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv not installed")
+    r = sh("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+           FLOWLOG, "capture", "--interface", "lo", "--eni", ENI, "--duration", "1", check=False)
+    assert r.returncode != 0
+    assert "permission denied" in r.stderr and "CAP_NET_RAW" in r.stderr, r.stderr

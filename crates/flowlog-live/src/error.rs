@@ -11,7 +11,7 @@ pub enum LiveError {
     NoSuchInterface { name: String },
     #[error("network namespace {path} not found (create it with `ip netns add` or pass a path such as /proc/PID/ns/net)")]
     NetnsMissing { path: PathBuf },
-    #[error("permission denied while {op}: live capture needs root or CAP_NET_RAW (and CAP_NET_ADMIN for NFLOG and --netns)")]
+    #[error("permission denied while {op}: live capture needs root or CAP_NET_RAW (plus CAP_NET_ADMIN for NFLOG, CAP_SYS_ADMIN for --netns)")]
     PermissionDenied { op: &'static str },
     #[error("NFLOG group {group} is already bound by another process")]
     NflogGroupBusy { group: u16 },

@@ -19,7 +19,8 @@ pub struct DropReport {
     pub bytes: u64,
 }
 
-/// Implemented by the control plane.
+/// Implemented by the control plane. Calls are edge-triggered per process: the first outcome
+/// of each flow log after a start, then every change.
 pub trait StatusListener: Send + Sync {
     /// `message` is `None` for SUCCESS, else `Access error` / `Rate limited` / `Unknown error`.
     fn status_changed(
@@ -49,12 +50,10 @@ impl StatusTracker {
     pub fn report(&self, flow_log_ids: &[String], outcome: Option<FailureKind>) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         for id in flow_log_ids {
-            let prev = last.get(id).copied();
-            // Unknown flow logs start as SUCCESS in the store, so a first success is no change.
-            let changed = match prev {
-                None => outcome.is_some(),
-                Some(p) => p != outcome,
-            };
+            let prev: Option<Option<FailureKind>> = last.get(id).copied();
+            // The first outcome after a start is always reported: the store may still hold a
+            // FAILED written before a restart.
+            let changed = prev != Some(outcome);
             last.insert(id.clone(), outcome);
             if changed {
                 match outcome {
@@ -132,6 +131,7 @@ mod tests {
         assert_eq!(
             ev,
             vec![
+                ("fl-1".into(), DeliverStatus::Success, None),
                 ("fl-1".into(), DeliverStatus::Failed, Some("Access error")),
                 ("fl-1".into(), DeliverStatus::Failed, Some("Rate limited")),
                 ("fl-1".into(), DeliverStatus::Success, None),

@@ -89,7 +89,11 @@ async fn batches_respect_count_size_and_span_limits() {
     assert_eq!(m.cwl.dropped_too_new.load(Relaxed), 1);
     assert_eq!(m.cwl.records_delivered.load(Relaxed), expected.len() as u64);
     assert_eq!(d.pending().0, 0);
-    assert_eq!(l.latest("fl-1"), None, "status stayed SUCCESS");
+    assert_eq!(
+        l.latest("fl-1"),
+        Some((DeliverStatus::Success, None)),
+        "status stayed SUCCESS"
+    );
     server.abort();
 }
 
@@ -192,8 +196,8 @@ async fn missing_or_wrong_credentials_are_access_errors_until_fixed() {
         assert!(d.flush(Duration::from_secs(10)).await.unwrap());
         assert_eq!(
             l.latest("fl-1"),
-            None,
-            "no failure reported by the fixed run"
+            Some((DeliverStatus::Success, None)),
+            "SUCCESS reported after the restart, replacing the stored FAILED"
         );
     }
     assert_eq!(fake.events("g", "eni-00000001-all"), lines(&recs));

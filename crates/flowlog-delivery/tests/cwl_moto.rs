@@ -9,7 +9,7 @@ use flowlog_delivery::cwl::client::CwlClient;
 use flowlog_delivery::sigv4::Credentials;
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::RecordFormat;
-use flowlog_model::TrafficType;
+use flowlog_model::{DeliverStatus, TrafficType};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,7 +60,7 @@ async fn moto_groups_streams_and_events() {
     assert!(d.flush(Duration::from_secs(60)).await.unwrap());
     d.submit(&r3).unwrap();
     assert!(d.flush(Duration::from_secs(60)).await.unwrap());
-    assert_eq!(l.latest("fl-a"), None);
+    assert_eq!(l.latest("fl-a"), Some((DeliverStatus::Success, None)));
 
     let client = CwlClient::new(&url).unwrap();
     let creds = Credentials {

@@ -130,7 +130,10 @@ async fn round_trip(endpoint: &str, ak: &str, sk: &str) {
     d.submit(&r2).unwrap();
     d.submit(&r3).unwrap();
     assert!(d.flush(Duration::from_secs(30)).await.unwrap());
-    assert_eq!(l.latest("fl-00000001"), None);
+    assert_eq!(
+        l.latest("fl-00000001"),
+        Some((DeliverStatus::Success, None))
+    );
 
     let (keys, lines) = read_back(&client, "flowlogs", "my-logs/", "fl-00000001", 5).await;
     assert_eq!(
@@ -207,12 +210,16 @@ async fn s3s_fs_wrong_keys_are_access_error_then_success_when_fixed() {
     }
     let l = Arc::new(RecordingListener::default());
     let d = Delivery::open(dir.path(), cfg(), &good, &CwlConfig::default(), l.clone()).unwrap();
-    // Make the status tracker know the flow log failed, as the store would.
     d.set_targets([(
         "eni-00000001".to_string(),
         s3_target("fl-00000001", "bkt1", ""),
     )]);
     assert!(d.flush(Duration::from_secs(10)).await.unwrap());
+    assert_eq!(
+        l.latest("fl-00000001"),
+        Some((DeliverStatus::Success, None)),
+        "fixed keys: SUCCESS again"
+    );
     let client = S3Client::new(&good).unwrap();
     let (keys, lines) = read_back(&client, "bkt1", "", "fl-00000001", 5).await;
     assert_eq!(keys.len(), 1);

@@ -130,7 +130,7 @@ fn to_ns(ts: u64, units: u64, offset_s: i64) -> u64 {
 }
 
 /// Bytes kept free in front of every chunk for the tail of the previous one.
-const HEADROOM: usize = 256 << 10;
+const HEADROOM: usize = 128 << 10;
 
 #[derive(Debug)]
 enum Input<R> {

@@ -10,6 +10,7 @@
 
 pub mod exclude;
 pub mod key;
+mod map;
 pub mod table;
 
 pub use exclude::excluded;

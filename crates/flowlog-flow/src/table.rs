@@ -16,17 +16,18 @@
 //! - Output order is deterministic: windows by start, then records by ENI, first packet second
 //!   and key; SKIPDATA and NODATA records of a window follow its traffic records.
 
-use std::collections::HashMap;
-
 use flowlog_capture::{packet::addr, PacketMeta};
 use flowlog_model::record::Traffic;
 use flowlog_model::{Action, FlowRecord, LogStatus};
-use rustc_hash::FxBuildHasher;
 
 use crate::exclude::excluded;
 use crate::key::FlowKey;
+use crate::map::{hash_key, Counters, FlowMap, Hashed};
 
-type Map = HashMap<FlowKey, Counters, FxBuildHasher>;
+type Map = FlowMap;
+
+/// Packets handled per batch by [`FlowTable::add_batch`].
+const BATCH: usize = 32;
 
 /// Configuration of a [`FlowTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,15 +84,6 @@ pub enum RejectOutcome {
     Unmatched,
     Excluded,
     Overflow,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Counters {
-    packets: u64,
-    bytes: u64,
-    first_s: u64,
-    last_s: u64,
-    tcp_flags: u8,
 }
 
 #[derive(Debug)]
@@ -238,15 +230,52 @@ impl FlowTable {
             return AddOutcome::Excluded;
         }
         let key = FlowKey::new(eni, m, action);
-        if self.count(key, ts_ns, packets, bytes, m.tcp_flags) {
+        let h = hash_key(&key);
+        if self.count(key, h, ts_ns, packets, bytes, m.tcp_flags) {
             AddOutcome::Counted
         } else {
             AddOutcome::Overflow
         }
     }
 
+    /// Counts a batch of packets `(timestamp ns, packet)` of one ENI and action, one packet
+    /// each, exactly as [`FlowTable::add`] would. Faster on large tables: the table slots of the
+    /// whole batch are loaded before any is updated, so their cache misses overlap.
+    pub fn add_batch(&mut self, eni: u32, pkts: &[(u64, PacketMeta)], action: Action) {
+        let mut keys = [None::<(FlowKey, Hashed)>; BATCH];
+        for chunk in pkts.chunks(BATCH) {
+            let mut acc = 0u32;
+            for (slot, (ts_ns, m)) in keys.iter_mut().zip(chunk) {
+                let key = FlowKey::new(eni, m, action);
+                let h = hash_key(&key);
+                let t = ts_ns / 1_000_000_000;
+                let wi = self.window_index(self.window_start(t));
+                acc ^= self.windows[wi].flows.touch(h);
+                *slot = Some((key, h));
+            }
+            std::hint::black_box(acc);
+            for (slot, (ts_ns, m)) in keys.iter().zip(chunk) {
+                if excluded(m) {
+                    self.stats.excluded_packets += 1;
+                    continue;
+                }
+                if let Some((key, h)) = *slot {
+                    self.count(key, h, *ts_ns, 1, m.ip_len as u64, m.tcp_flags);
+                }
+            }
+        }
+    }
+
     #[inline]
-    fn count(&mut self, key: FlowKey, ts_ns: u64, packets: u64, bytes: u64, flags: u8) -> bool {
+    fn count(
+        &mut self,
+        key: FlowKey,
+        h: Hashed,
+        ts_ns: u64,
+        packets: u64,
+        bytes: u64,
+        flags: u8,
+    ) -> bool {
         let t = ts_ns / 1_000_000_000;
         let start = self.window_start(t);
         if start < self.closed_before {
@@ -255,7 +284,7 @@ impl FlowTable {
         let wi = self.window_index(start);
         let full = self.entries >= self.capacity;
         let w = &mut self.windows[wi];
-        if let Some(c) = w.flows.get_mut(&key) {
+        if let Some(c) = w.flows.get_mut(&key, h) {
             c.packets += packets;
             c.bytes += bytes;
             c.tcp_flags |= flags;
@@ -273,8 +302,9 @@ impl FlowTable {
             self.stats.overflow_packets += packets;
             return false;
         } else {
-            w.flows.insert(
+            w.flows.insert_new(
                 key,
+                h,
                 Counters {
                     packets,
                     bytes,
@@ -304,7 +334,7 @@ impl FlowTable {
         let start = self.window_start(ts_ns / 1_000_000_000);
         let mut moved = false;
         if let Ok(wi) = self.windows.binary_search_by_key(&start, |w| w.start) {
-            if let Some(c) = self.windows[wi].flows.get_mut(&key) {
+            if let Some(c) = self.windows[wi].flows.get_mut(&key, hash_key(&key)) {
                 if c.packets > 0 {
                     c.packets -= 1;
                     c.bytes = c.bytes.saturating_sub(bytes);
@@ -318,7 +348,7 @@ impl FlowTable {
             self.stats.reject_unmatched += 1;
         }
         let rkey = key.with_action(Action::Reject);
-        if !self.count(rkey, ts_ns, 1, bytes, m.tcp_flags) {
+        if !self.count(rkey, hash_key(&rkey), ts_ns, 1, bytes, m.tcp_flags) {
             return RejectOutcome::Overflow;
         }
         if moved {
@@ -437,7 +467,7 @@ impl FlowTable {
         self.entries -= w.flows.len();
         let mut items = std::mem::take(&mut self.scratch);
         items.clear();
-        items.extend(w.flows.drain());
+        w.flows.drain_into(&mut items);
         items.sort_unstable_by(|a, b| {
             (a.0.eni, a.1.first_s, &a.0).cmp(&(b.0.eni, b.1.first_s, &b.0))
         });

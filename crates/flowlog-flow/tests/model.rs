@@ -238,3 +238,41 @@ fn capacity_loses_only_counted_packets() {
     assert!(st.overflow_packets > 0);
     assert!(recs.iter().any(|r| r.status == LogStatus::SkipData));
 }
+
+#[test]
+fn batches_count_like_single_packets() {
+    for seed in 0..20 {
+        let mut rng = StdRng::seed_from_u64(1000 + seed);
+        let cfg = FlowConfig {
+            interval_s: 60,
+            capacity: 200,
+        };
+        let (mut one, mut many) = (FlowTable::new(cfg), FlowTable::new(cfg));
+        let mut t = 1_700_000_000u64 * 1_000_000_000;
+        let mut pkts = Vec::new();
+        for _ in 0..3000 {
+            t += rng.gen_range(0..200_000_000u64);
+            let mut m = random_packet(&mut rng);
+            if rng.gen_bool(0.01) {
+                m.dst[..4].copy_from_slice(&[169, 254, 169, 254]);
+                m.family = Family::V4;
+            }
+            pkts.push((t, m));
+        }
+        for (ts, m) in &pkts {
+            one.add(1, m, *ts, Action::Accept);
+        }
+        let mut rest = &pkts[..];
+        while !rest.is_empty() {
+            let n = rng.gen_range(0..70).min(rest.len());
+            many.add_batch(1, &rest[..n], Action::Accept);
+            rest = &rest[n..];
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        one.close_all(&mut |r| a.push(r));
+        many.close_all(&mut |r| b.push(r));
+        assert_eq!(a, b, "seed {seed}");
+        assert_eq!(one.stats(), many.stats());
+        assert!(one.stats().overflow_packets > 0 && one.stats().excluded_packets > 0);
+    }
+}

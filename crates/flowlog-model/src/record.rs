@@ -193,7 +193,11 @@ impl RecordFormat {
         }
         let fields = text
             .split(' ')
-            .map(|t| t.strip_prefix("${")?.strip_suffix('}').and_then(Field::from_name))
+            .map(|t| {
+                t.strip_prefix("${")?
+                    .strip_suffix('}')
+                    .and_then(Field::from_name)
+            })
             .collect::<Option<Vec<Field>>>()?;
         Some(RecordFormat::new(fields))
     }
@@ -300,8 +304,14 @@ mod tests {
         assert!(RecordFormat::parse("").is_none());
         assert!(RecordFormat::parse("${version}  ${srcaddr}").is_none());
         assert!(RecordFormat::parse("${vpc-id}").is_none());
-        let v2: Vec<String> = V2_FIELDS.iter().map(|f| format!("${{{}}}", f.name())).collect();
-        assert_eq!(RecordFormat::parse(&v2.join(" ")).unwrap(), RecordFormat::default());
+        let v2: Vec<String> = V2_FIELDS
+            .iter()
+            .map(|f| format!("${{{}}}", f.name()))
+            .collect();
+        assert_eq!(
+            RecordFormat::parse(&v2.join(" ")).unwrap(),
+            RecordFormat::default()
+        );
     }
 
     #[test]
@@ -338,5 +348,40 @@ mod tests {
             f.header(),
             "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
         );
+    }
+
+    #[test]
+    fn numbers_addresses_and_v3_fields_format_exactly() {
+        let t = Traffic {
+            src: "0.0.0.0".parse().unwrap(),
+            dst: "255.255.255.255".parse().unwrap(),
+            src_port: 0,
+            dst_port: 65535,
+            protocol: 255,
+            packets: u64::MAX,
+            bytes: 10,
+            action: Action::Reject,
+            tcp_flags: 0x12,
+        };
+        let mut r = rec(Some(t), LogStatus::Ok);
+        r.start = 0;
+        r.end = 9;
+        assert_eq!(
+            RecordFormat::default().line(&r),
+            "2 123456789010 eni-abc123de 0.0.0.0 255.255.255.255 0 65535 255 18446744073709551615 10 0 9 REJECT OK"
+        );
+        let v6 = Traffic {
+            src: "::1".parse().unwrap(),
+            dst: "fe80:0:0:0:0:0:0:a".parse().unwrap(),
+            ..t
+        };
+        let f = RecordFormat::new(vec![
+            Field::Version,
+            Field::SrcAddr,
+            Field::DstAddr,
+            Field::TcpFlags,
+        ]);
+        assert_eq!(f.line(&rec(Some(v6), LogStatus::Ok)), "3 ::1 fe80::a 18");
+        assert_eq!(f.line(&rec(None, LogStatus::SkipData)), "3 - - -");
     }
 }

@@ -189,29 +189,69 @@ s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); s6.bind(("::", 9000))
 t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("0.0.0.0", 9100)); t.listen(1)
+t6 = socket.socket(socket.AF_INET6); t6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t6.bind(("::", 9101)); t6.listen(1)
 print("ready", flush=True)
-c, _ = t.accept(); n = 0
-while True:
-    b = c.recv(65536)
-    if not b: break
-    n += len(b)
-c.close()
-print(n, flush=True)
+for srv in (t, t6):
+    c, _ = srv.accept(); n = 0
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        n += len(b)
+    c.close()
+    print(n, flush=True)
 import time; time.sleep(30)
 """
 
-CLIENT = r"""
+UDP_CLIENT = r"""
 import socket, sys
-b4, b6, payload = sys.argv[1], sys.argv[2], int(sys.argv[3])
+b4, b6 = sys.argv[1], sys.argv[2]
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 40001))
 for n in (10, 100, 1000, 1400): u.sendto(b"u" * n, (b4, 9000))
 u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u6.bind(("::", 40002))
 for n in (1, 64, 1200): u6.sendto(b"v" * n, (b6, 9000))
-t = socket.create_connection((b4, 9100), timeout=10)
+"""
+
+TCP_CLIENT = r"""
+import socket, sys
+addr, port, payload = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t = socket.create_connection((addr, port), timeout=10)
 t.sendall(b"t" * payload); t.shutdown(socket.SHUT_WR)
 while t.recv(65536): pass
 t.close()
 """
+
+
+def tcp_transfer(ns_a, ns_b, sink, addr, port, payload):
+    """Sends `payload` bytes over one TCP connection; returns the segments each side put on
+    the wire (client, server) and the client's retransmissions, from the kernels' MIBs."""
+    a0, b0 = tcp_segs(ns_a), tcp_segs(ns_b)
+    sh(*nsexec(ns_a, PY, "-c", TCP_CLIENT, addr, str(port), str(payload)))
+    assert int(sink.stdout.readline()) == payload
+    a1, b1 = tcp_segs(ns_a), tcp_segs(ns_b)
+    return a1[0] - a0[0], b1[0] - b0[0], a1[1] - a0[1]
+
+
+def check_tcp(t, client, server, port, payload, segs, ip_hdr):
+    """One record per direction, packets equal to what each kernel sent (GSO frames expanded),
+    bytes = payload + SYN (ip_hdr + 40 TCP with options) + ip_hdr + 32 (TCP with timestamps)
+    per other segment, plus payload sent again (at most one MSS per retransmission)."""
+    a_segs, b_segs, a_retrans = segs
+    c2s = [(k, v) for k, v in t.items() if k[:2] == (client, server) and k[3] == port]
+    s2c = [(k, v) for k, v in t.items() if k[:2] == (server, client) and k[2] == port]
+    assert len(c2s) == 1 and len(s2c) == 1, (c2s, s2c)
+    (ck, (pk, by)), (sk, (spk, sby)) = c2s[0], s2c[0]
+    assert ck[5] == "ACCEPT" and sk[5] == "ACCEPT"
+    assert pk == a_segs, f"client→server packets {pk} vs kernel OutSegs+RetransSegs {a_segs}"
+    headers = (ip_hdr + 40) + (pk - 1) * (ip_hdr + 32)
+    if a_retrans == 0:
+        assert by == payload + headers
+    else:
+        assert payload + headers < by <= payload + headers + a_retrans * 1448
+    assert spk == b_segs, f"server→client packets {spk} vs kernel OutSegs+RetransSegs {b_segs}"
+    assert sby == (ip_hdr + 40) + (spk - 1) * (ip_hdr + 32)
+    mss = 1500 - ip_hdr - 32
+    assert pk > payload // mss, "fewer packets than MSS-sized segments: GSO frames not expanded"
 
 
 def test_records_match_sent_traffic_exactly(netpair, procs, tmp_path):
@@ -221,13 +261,9 @@ def test_records_match_sent_traffic_exactly(netpair, procs, tmp_path):
     assert sink.stdout.readline().strip() == "ready"
     cap, err = start_capture(procs, ns_b, netpair["vb"], out, tmp_path)
 
-    payload = 300_000
-    a_before, b_before = tcp_segs(ns_a), tcp_segs(ns_b)
-    sh(*nsexec(ns_a, PY, "-c", CLIENT, B4, B6, str(payload)))
-    assert int(sink.stdout.readline()) == payload
-    a_after, b_after = tcp_segs(ns_a), tcp_segs(ns_b)
-    a_segs, a_retrans = a_after[0] - a_before[0], a_after[1] - a_before[1]
-    b_segs = b_after[0] - b_before[0]
+    sh(*nsexec(ns_a, PY, "-c", UDP_CLIENT, B4, B6))
+    segs4 = tcp_transfer(ns_a, ns_b, sink, B4, 9100, 300_000)
+    segs6 = tcp_transfer(ns_a, ns_b, sink, B6, 9101, 200_000)
     sh(*nsexec(ns_a, "ping", "-c", "5", "-i", "0.2", "-s", "56", "-W", "2", B4))
     sh(*nsexec(ns_a, "ping", "-6", "-c", "4", "-i", "0.2", "-s", "100", "-W", "2", B6))
     summary = stop_capture(cap, err)
@@ -242,24 +278,8 @@ def test_records_match_sent_traffic_exactly(netpair, procs, tmp_path):
     assert t[(B4, A4, 0, 0, 1, "ACCEPT")] == [5, 5 * 84]
     assert t[(A6, B6, 0, 0, 58, "ACCEPT")] == [4, 4 * 148]
     assert t[(B6, A6, 0, 0, 58, "ACCEPT")] == [4, 4 * 148]
-    # TCP: packets equal the segments each kernel sent, retransmissions included (GSO frames
-    # expanded); bytes are the payload plus 60 for the SYN (20 IP + 40 TCP with options) and
-    # 52 for every other segment (20 IP + 32 TCP with timestamps), plus whatever payload was
-    # sent again (at most one MSS of 1448 per retransmitted segment).
-    c2s = [(k, v) for k, v in t.items() if k[:2] == (A4, B4) and k[3] == 9100]
-    s2c = [(k, v) for k, v in t.items() if k[:2] == (B4, A4) and k[2] == 9100]
-    assert len(c2s) == 1 and len(s2c) == 1, (c2s, s2c)
-    (_, (pk, by)), (_, (spk, sby)) = c2s[0], s2c[0]
-    assert c2s[0][0][5] == "ACCEPT"
-    assert pk == a_segs, f"client→server packets {pk} vs kernel OutSegs {a_segs}"
-    headers = 60 + (pk - 1) * 52
-    if a_retrans == 0:
-        assert by == payload + headers
-    else:
-        assert payload + headers < by <= payload + headers + a_retrans * 1448
-    assert spk == b_segs, f"server→client packets {spk} vs kernel OutSegs {b_segs}"
-    assert sby == 60 + (spk - 1) * 52
-    assert pk > payload // 1448, "fewer packets than MSS-sized segments: GSO frames not expanded"
+    check_tcp(t, A4, B4, 9100, 300_000, segs4, ip_hdr=20)
+    check_tcp(t, A6, B6, 9101, 200_000, segs6, ip_hdr=40)
     assert "gso_frames=0" not in summary, summary
     assert "kernel_drops=0" in summary, summary
     assert not any(r["action"] == "REJECT" for r in recs)

@@ -155,3 +155,48 @@ def test_flow_logs_capture_and_deliver_to_s3_and_cloudwatch(lab, moto, tmp_path)
         print(f"\nCreateFlowLogs → first S3 record delivered: {first_delivery:.1f} s (windows: capture 2 s, S3 file 4 s)")
     finally:
         serve.stop()
+
+
+def test_lifecycle_sigterm_flush_restart_resume_and_delete(lab, moto, tmp_path):
+    s3 = s3_client(moto)
+    s3.create_bucket(Bucket="life")
+    cfg = config(tmp_path, moto=moto, inventory=lab.inventory())
+    serve, ep = start_serve(tmp_path, cfg)
+    try:
+        eni_id = next(e["NetworkInterfaceId"] for e in aws(ep, "ec2", "describe-network-interfaces")["NetworkInterfaces"]
+                      if e["PrivateIpAddress"] == lab.ip_a)
+        fl = aws(ep, "ec2", "create-flow-logs", "--resource-type", "NetworkInterface", "--resource-ids", eni_id,
+                 "--traffic-type", "ALL", "--log-destination-type", "s3",
+                 "--log-destination", "arn:aws:s3:::life/")["FlowLogIds"][0]
+        serve.wait_for(r"capture started eni=\S*" + eni_id, timeout=10)
+
+        # SIGTERM right after the traffic: the window in progress is flushed and delivered.
+        lab.py(lab.ns_b, "udp", lab.ip_a, "5001", "6", "50")
+        assert serve.stop() == 0
+        _, recs = s3_records(s3, "life", "", fl)
+        assert flow_sum(recs, lab.ip_b, lab.ip_a, "17", "5001") == (6, 6 * 78)
+
+        # Restart on the same data dir: the flow log is still there and capture resumes.
+        serve, ep = start_serve(tmp_path, cfg, name="serve2")
+        serve.wait_for(r"capture started eni=\S*" + eni_id, timeout=10)
+        lab.py(lab.ns_b, "udp", lab.ip_a, "5002", "7", "50")
+
+        def resumed():
+            _, recs = s3_records(s3, "life", "", fl)
+            return flow_sum(recs, lab.ip_b, lab.ip_a, "17", "5002")
+        wait_until(lambda: resumed() == (7, 7 * 78), what="records after restart")
+
+        # DeleteFlowLogs stops the capture; records captured before it may still be delivered
+        # (the last window is flushed), but later traffic reaches no object of that flow log.
+        out = aws(ep, "ec2", "delete-flow-logs", "--flow-log-ids", fl)
+        assert out["Unsuccessful"] == []
+        serve.wait_for(r"capture removed eni=\S*" + eni_id, timeout=10)
+        time.sleep(7)
+        keys_before = sorted(s3_records(s3, "life", "", fl)[0])
+        lab.py(lab.ns_b, "udp", lab.ip_a, "5003", "3", "50")
+        time.sleep(8)
+        keys_after, recs = s3_records(s3, "life", "", fl)
+        assert sorted(keys_after) == keys_before
+        assert flow_sum(recs, lab.ip_b, lab.ip_a, "17", "5003") == (0, 0)
+    finally:
+        serve.stop()

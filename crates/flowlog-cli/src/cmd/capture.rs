@@ -163,6 +163,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.capacity = args.capacity;
     cfg.block_timeout = Duration::from_millis(u64::from(ring_cfg.retire_timeout_ms));
     cfg.nflog_group = args.nflog_group;
+    cfg.vnet = opened.ring.has_vnet();
+    if !cfg.vnet {
+        eprintln!(
+            "flowlog capture: warning: PACKET_VNET_HDR unavailable, GSO frames count as one packet"
+        );
+    }
     let mut capture = Capture::new(opened.ring, opened.nflog, cfg);
     // Tests and scripts wait for this line: the ring is bound from here on.
     eprintln!(

@@ -72,6 +72,8 @@ pub struct PacketRing {
     next: usize,
     /// Block lent out by the last `next_chunk`, returned to the kernel on the next call.
     lent: Option<usize>,
+    /// Whether frames carry a `virtio_net_hdr`.
+    vnet: bool,
 }
 
 // SAFETY: the mapping is owned by this value alone; nothing else aliases `map` in user space.
@@ -117,7 +119,10 @@ impl PacketRing {
             setsockopt_int(fd.as_raw_fd(), libc::SOL_PACKET, name, value)
                 .map_err(|e| LiveError::from_os(op, e))
         };
-        sopt("enabling PACKET_VNET_HDR", libc::PACKET_VNET_HDR, 1)?;
+        // Without the virtio header (very old kernels) GSO frames would count as one packet;
+        // capture still works, and `has_vnet` tells the caller.
+        let vnet =
+            setsockopt_int(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1).is_ok();
         sopt("selecting TPACKET_V3", libc::PACKET_VERSION, TPACKET_V3)?;
 
         let frame_size = 2048u32;
@@ -167,6 +172,7 @@ impl PacketRing {
             block_count: cfg.block_count as usize,
             next: 0,
             lent: None,
+            vnet,
         };
 
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
@@ -184,6 +190,11 @@ impl PacketRing {
         })
         .map_err(os)?;
         Ok(ring)
+    }
+
+    /// Whether `PACKET_VNET_HDR` is on: each frame is preceded by a `virtio_net_hdr`.
+    pub fn has_vnet(&self) -> bool {
+        self.vnet
     }
 
     fn status(&self, block: usize) -> &AtomicU32 {

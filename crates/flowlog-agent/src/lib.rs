@@ -126,11 +126,24 @@ impl Agent {
                 return Err(e);
             }
         };
-        self.apply(resp);
+        // Which bound interfaces exist right now (namespaces not yet looked at included).
+        let mut present: BTreeSet<(Option<String>, String)> =
+            req.interfaces.iter().map(|i| (i.netns.clone(), i.name.clone())).collect();
+        let mut looked: BTreeSet<Option<String>> = self.cfg.namespaces.iter().cloned().map(Some).collect();
+        looked.insert(None);
+        for a in &resp.assignments {
+            if looked.insert(a.netns.clone()) {
+                if let Ok(found) = flowlog_inventory::discover::interfaces(a.netns.as_deref()) {
+                    present.extend(found.into_iter().map(|i| (i.netns, i.name)));
+                }
+            }
+        }
+        self.apply(resp, &present);
         Ok(())
     }
 
-    fn apply(&mut self, resp: SyncResponse) {
+    fn apply(&mut self, resp: SyncResponse, present: &BTreeSet<(Option<String>, String)>) {
+        let is_present = |a: &Assignment| present.contains(&(a.netns.clone(), a.ifname.clone()));
         let wanted: BTreeMap<String, Assignment> = resp.assignments.into_iter().map(|a| (a.eni_id.clone(), a)).collect();
         // Routing first, so records of a new flow log are kept from the first window.
         let mut targets = Vec::new();
@@ -142,12 +155,15 @@ impl Agent {
                 }
             }
         }
-        // Stop captures no longer wanted, or whose interface changed or whose thread died.
+        // Stop captures no longer wanted, whose interface changed or vanished, or whose thread
+        // died. (A ring socket keeps a deleted namespace alive but silent, so absence has to be
+        // noticed here rather than by the worker.)
         let stale: BTreeSet<String> = self
             .workers
             .iter()
             .filter(|(eni, (a, w))| {
                 w.is_finished()
+                    || !is_present(a)
                     || wanted.get(*eni).is_none_or(|n| n.netns != a.netns || n.ifname != a.ifname)
             })
             .map(|(eni, _)| eni.clone())
@@ -161,6 +177,9 @@ impl Agent {
         self.delivery.set_targets(targets);
         let now = Instant::now();
         for (eni, a) in wanted {
+            if !is_present(&a) {
+                continue;
+            }
             if self.workers.contains_key(&eni) || self.retry_at.get(&eni).is_some_and(|t| *t > now) {
                 if let Some((cur, _)) = self.workers.get_mut(&eni) {
                     *cur = a;

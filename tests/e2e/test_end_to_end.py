@@ -200,3 +200,37 @@ def test_lifecycle_sigterm_flush_restart_resume_and_delete(lab, moto, tmp_path):
         assert flow_sum(recs, lab.ip_b, lab.ip_a, "17", "5003") == (0, 0)
     finally:
         serve.stop()
+
+
+def test_delivery_status_failed_access_error_then_success(lab, moto, tmp_path):
+    """A CloudWatch Logs flow log whose role has no credential is FAILED / `Access error` in
+    DescribeFlowLogs (and the records stay spooled); once the role is configured and the
+    service restarted, the spooled records are delivered and the status is SUCCESS again."""
+    cfg = config(tmp_path, moto=moto, inventory=lab.inventory())
+    unknown_role = "arn:aws:iam::123456789012:role/not-configured"
+    serve, ep = start_serve(tmp_path, cfg)
+    try:
+        eni_id = next(e["NetworkInterfaceId"] for e in aws(ep, "ec2", "describe-network-interfaces")["NetworkInterfaces"]
+                      if e["PrivateIpAddress"] == lab.ip_a)
+        fl = aws(ep, "ec2", "create-flow-logs", "--resource-type", "NetworkInterface", "--resource-ids", eni_id,
+                 "--traffic-type", "ALL", "--log-group-name", "denied",
+                 "--deliver-logs-permission-arn", unknown_role)["FlowLogIds"][0]
+        serve.wait_for(r"capture started eni=\S*" + eni_id, timeout=10)
+        lab.py(lab.ns_b, "udp", lab.ip_a, "5005", "4", "10")
+
+        def status():
+            f = aws(ep, "ec2", "describe-flow-logs", "--flow-log-ids", fl)["FlowLogs"][0]
+            return f["DeliverLogsStatus"], f.get("DeliverLogsErrorMessage"), f["FlowLogStatus"]
+        assert wait_until(lambda: status()[0] == "FAILED" and status(), what="FAILED status") == ("FAILED", "Access error", "ACTIVE")
+        failed = aws(ep, "ec2", "describe-flow-logs", "--filter", "Name=deliver-log-status,Values=FAILED")["FlowLogs"]
+        assert [f["FlowLogId"] for f in failed] == [fl]
+        serve.stop()
+
+        # Fix the configuration: the role now maps to keys moto accepts.
+        cfg.write_text(cfg.read_text().replace(ROLE, unknown_role))
+        serve, ep = start_serve(tmp_path, cfg, name="serve2")
+        assert wait_until(lambda: status()[0] == "SUCCESS" and status(), what="SUCCESS status") == ("SUCCESS", None, "ACTIVE")
+        ev = logs_client(moto).get_log_events(logGroupName="denied", logStreamName=f"{eni_id}-all", startFromHead=True)["events"]
+        assert flow_sum(parse_lines("\n".join(e["message"] for e in ev)), lab.ip_b, lab.ip_a, "17", "5005") == (4, 4 * 38)
+    finally:
+        serve.stop()

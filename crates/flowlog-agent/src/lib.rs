@@ -46,7 +46,12 @@ pub struct StatusQueue {
 }
 
 impl StatusListener for StatusQueue {
-    fn status_changed(&self, flow_log_id: &str, status: DeliverStatus, message: Option<&'static str>) {
+    fn status_changed(
+        &self,
+        flow_log_id: &str,
+        status: DeliverStatus,
+        message: Option<&'static str>,
+    ) {
         let mut q = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         q.retain(|r| r.flow_log_id != flow_log_id);
         q.push(StatusReport {
@@ -80,8 +85,20 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(cfg: AgentConfig, control: Arc<dyn ControlPlane>, delivery: Delivery, statuses: Arc<StatusQueue>) -> Agent {
-        Agent { cfg, control, delivery, statuses, workers: BTreeMap::new(), retry_at: BTreeMap::new() }
+    pub fn new(
+        cfg: AgentConfig,
+        control: Arc<dyn ControlPlane>,
+        delivery: Delivery,
+        statuses: Arc<StatusQueue>,
+    ) -> Agent {
+        Agent {
+            cfg,
+            control,
+            delivery,
+            statuses,
+            workers: BTreeMap::new(),
+            retry_at: BTreeMap::new(),
+        }
     }
 
     /// Runs until `stop` is set, then stops every capture (flushing its window).
@@ -127,9 +144,13 @@ impl Agent {
             }
         };
         // Which bound interfaces exist right now (namespaces not yet looked at included).
-        let mut present: BTreeSet<(Option<String>, String)> =
-            req.interfaces.iter().map(|i| (i.netns.clone(), i.name.clone())).collect();
-        let mut looked: BTreeSet<Option<String>> = self.cfg.namespaces.iter().cloned().map(Some).collect();
+        let mut present: BTreeSet<(Option<String>, String)> = req
+            .interfaces
+            .iter()
+            .map(|i| (i.netns.clone(), i.name.clone()))
+            .collect();
+        let mut looked: BTreeSet<Option<String>> =
+            self.cfg.namespaces.iter().cloned().map(Some).collect();
         looked.insert(None);
         for a in &resp.assignments {
             if looked.insert(a.netns.clone()) {
@@ -144,14 +165,20 @@ impl Agent {
 
     fn apply(&mut self, resp: SyncResponse, present: &BTreeSet<(Option<String>, String)>) {
         let is_present = |a: &Assignment| present.contains(&(a.netns.clone(), a.ifname.clone()));
-        let wanted: BTreeMap<String, Assignment> = resp.assignments.into_iter().map(|a| (a.eni_id.clone(), a)).collect();
+        let wanted: BTreeMap<String, Assignment> = resp
+            .assignments
+            .into_iter()
+            .map(|a| (a.eni_id.clone(), a))
+            .collect();
         // Routing first, so records of a new flow log are kept from the first window.
         let mut targets = Vec::new();
         for a in wanted.values() {
             for t in &a.targets {
                 match t.to_target() {
                     Some(target) => targets.push((a.eni_id.clone(), target)),
-                    None => tracing::warn!(flow_log = %t.flow_log_id, "cannot deliver this flow log: unknown destination or format"),
+                    None => {
+                        tracing::warn!(flow_log = %t.flow_log_id, "cannot deliver this flow log: unknown destination or format")
+                    }
                 }
             }
         }
@@ -164,7 +191,9 @@ impl Agent {
             .filter(|(eni, (a, w))| {
                 w.is_finished()
                     || !is_present(a)
-                    || wanted.get(*eni).is_none_or(|n| n.netns != a.netns || n.ifname != a.ifname)
+                    || wanted
+                        .get(*eni)
+                        .is_none_or(|n| n.netns != a.netns || n.ifname != a.ifname)
             })
             .map(|(eni, _)| eni.clone())
             .collect();
@@ -180,13 +209,21 @@ impl Agent {
             if !is_present(&a) {
                 continue;
             }
-            if self.workers.contains_key(&eni) || self.retry_at.get(&eni).is_some_and(|t| *t > now) {
+            if self.workers.contains_key(&eni) || self.retry_at.get(&eni).is_some_and(|t| *t > now)
+            {
                 if let Some((cur, _)) = self.workers.get_mut(&eni) {
                     *cur = a;
                 }
                 continue;
             }
-            match Worker::start(&a.eni_id, &a.account_id, a.netns.as_deref(), &a.ifname, &self.cfg.worker, self.delivery.clone()) {
+            match Worker::start(
+                &a.eni_id,
+                &a.account_id,
+                a.netns.as_deref(),
+                &a.ifname,
+                &self.cfg.worker,
+                self.delivery.clone(),
+            ) {
                 Ok(w) => {
                     self.retry_at.remove(&eni);
                     self.workers.insert(eni, (a, w));
@@ -212,5 +249,7 @@ impl Agent {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }

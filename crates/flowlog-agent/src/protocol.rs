@@ -84,12 +84,22 @@ pub struct CwlSpec {
 impl TargetSpec {
     pub fn from_flow_log(f: &flowlog_model::FlowLog, region: &str) -> TargetSpec {
         let (s3, cloudwatch_logs) = match &f.destination {
-            flowlog_model::Destination::S3 { bucket, prefix, .. } => {
-                (Some(S3Spec { bucket: bucket.clone(), prefix: prefix.clone() }), None)
-            }
-            flowlog_model::Destination::CloudWatchLogs { group, role_arn, .. } => {
-                (None, Some(CwlSpec { group: group.clone(), role_arn: role_arn.clone() }))
-            }
+            flowlog_model::Destination::S3 { bucket, prefix, .. } => (
+                Some(S3Spec {
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                }),
+                None,
+            ),
+            flowlog_model::Destination::CloudWatchLogs {
+                group, role_arn, ..
+            } => (
+                None,
+                Some(CwlSpec {
+                    group: group.clone(),
+                    role_arn: role_arn.clone(),
+                }),
+            ),
         };
         TargetSpec {
             flow_log_id: f.id.clone(),
@@ -107,9 +117,16 @@ impl TargetSpec {
         let destination = match (&self.s3, &self.cloudwatch_logs) {
             (Some(s), None) => Destination::S3 {
                 bucket: s.bucket.clone(),
-                prefix: if s.prefix.is_empty() { String::new() } else { format!("{}/", s.prefix) },
+                prefix: if s.prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/", s.prefix)
+                },
             },
-            (None, Some(c)) => Destination::CloudWatchLogs { group: c.group.clone(), role_arn: c.role_arn.clone() },
+            (None, Some(c)) => Destination::CloudWatchLogs {
+                group: c.group.clone(),
+                role_arn: c.role_arn.clone(),
+            },
             _ => return None,
         };
         let format = match &self.log_format {

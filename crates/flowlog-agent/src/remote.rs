@@ -18,12 +18,25 @@ pub struct RemoteControlPlane {
 }
 
 impl RemoteControlPlane {
-    pub fn new(base: &str, region: &str, creds: Credentials, rt: tokio::runtime::Handle) -> anyhow::Result<Self> {
+    pub fn new(
+        base: &str,
+        region: &str,
+        creds: Credentials,
+        rt: tokio::runtime::Handle,
+    ) -> anyhow::Result<Self> {
         let url = reqwest::Url::parse(base)
             .and_then(|u| u.join(SYNC_PATH))
             .with_context(|| format!("invalid control plane URL {base:?}"))?;
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
-        Ok(RemoteControlPlane { url, region: region.to_string(), creds, client, rt })
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        Ok(RemoteControlPlane {
+            url,
+            region: region.to_string(),
+            creds,
+            client,
+            rt,
+        })
     }
 }
 
@@ -49,7 +62,11 @@ impl ControlPlane for RemoteControlPlane {
             "ec2",
             time::OffsetDateTime::now_utc(),
         );
-        let mut rb = self.client.post(self.url.clone()).header("content-type", "application/json").body(body);
+        let mut rb = self
+            .client
+            .post(self.url.clone())
+            .header("content-type", "application/json")
+            .body(body);
         for (k, v) in signed {
             rb = rb.header(k, v);
         }
@@ -59,9 +76,13 @@ impl ControlPlane for RemoteControlPlane {
             let text = r.text().await?;
             Ok::<_, reqwest::Error>((status, text))
         });
-        let (status, text) = resp.with_context(|| format!("cannot reach the control plane at {}", self.url))?;
+        let (status, text) =
+            resp.with_context(|| format!("cannot reach the control plane at {}", self.url))?;
         if !status.is_success() {
-            bail!("control plane answered {status}: {}", text.chars().take(300).collect::<String>());
+            bail!(
+                "control plane answered {status}: {}",
+                text.chars().take(300).collect::<String>()
+            );
         }
         serde_json::from_str(&text).context("control plane sent an invalid sync answer")
     }

@@ -27,7 +27,12 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { interval_s: 600, capacity: 1_000_000, ring_mb: 16, nflog_group: None }
+        WorkerConfig {
+            interval_s: 600,
+            capacity: 1_000_000,
+            ring_mb: 16,
+            nflog_group: None,
+        }
     }
 }
 
@@ -55,9 +60,18 @@ impl Worker {
         cfg: &WorkerConfig,
         delivery: Delivery,
     ) -> Result<Worker, LiveError> {
-        let ring_cfg = RingConfig { block_size: 1 << 20, block_count: cfg.ring_mb.max(1), ..RingConfig::default() };
+        let ring_cfg = RingConfig {
+            block_size: 1 << 20,
+            block_count: cfg.ring_mb.max(1),
+            ..RingConfig::default()
+        };
         let ns_path = netns.map(flowlog_live::netns_path);
-        let opened = match flowlog_live::open(ifname, ns_path.as_deref(), ring_cfg, cfg.nflog_group.map(NflogConfig::new)) {
+        let opened = match flowlog_live::open(
+            ifname,
+            ns_path.as_deref(),
+            ring_cfg,
+            cfg.nflog_group.map(NflogConfig::new),
+        ) {
             Err(LiveError::NflogGroupBusy { group }) => {
                 tracing::warn!(eni = eni_id, group, "NFLOG group already bound in this namespace; capturing without REJECT verdicts");
                 flowlog_live::open(ifname, ns_path.as_deref(), ring_cfg, None)?
@@ -67,7 +81,11 @@ impl Worker {
         let mut ccfg = CaptureConfig::new(opened.ifindex, cfg.interval_s.max(1));
         ccfg.capacity = cfg.capacity.max(1);
         ccfg.block_timeout = Duration::from_millis(u64::from(ring_cfg.retire_timeout_ms));
-        ccfg.nflog_group = if opened.nflog.is_some() { cfg.nflog_group } else { None };
+        ccfg.nflog_group = if opened.nflog.is_some() {
+            cfg.nflog_group
+        } else {
+            None
+        };
         let capture = Capture::new(opened.ring, opened.nflog, ccfg);
         let stop = Arc::new(AtomicBool::new(false));
         let (eni, account) = (eni_id.to_string(), account_id.to_string());
@@ -77,8 +95,16 @@ impl Worker {
             .name(format!("capture-{ifname}"))
             .spawn(move || run(capture, stop2, settle, &eni, &account, &delivery))
             .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
-        tracing::info!(eni = eni_id, interface = ifname, netns = netns.unwrap_or("-"), "capture started");
-        Ok(Worker { stop, thread: Some(thread) })
+        tracing::info!(
+            eni = eni_id,
+            interface = ifname,
+            netns = netns.unwrap_or("-"),
+            "capture started"
+        );
+        Ok(Worker {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Asks the thread to flush the current window and stop, and waits for it.
@@ -126,10 +152,18 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
         capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
         deliver(&mut batch);
     }
-    if let Err(e) = capture.finish(now_ns, settle, &mut |r| batch.push(r.into_record(account, eni))) {
+    if let Err(e) = capture.finish(now_ns, settle, &mut |r| {
+        batch.push(r.into_record(account, eni))
+    }) {
         tracing::warn!(eni, error = %e, "error while flushing the last window");
     }
     deliver(&mut batch);
     let s = capture.stats();
-    tracing::info!(eni, packets = s.packets, frames = s.frames, kernel_drops = s.kernel_drops, "capture stopped");
+    tracing::info!(
+        eni,
+        packets = s.packets,
+        frames = s.frames,
+        kernel_drops = s.kernel_drops,
+        "capture stopped"
+    );
 }

@@ -98,7 +98,11 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Api { status, code, message } => ApiError::new(status, code, message),
+            StoreError::Api {
+                status,
+                code,
+                message,
+            } => ApiError::new(status, code, message),
             StoreError::Busy => ApiError::unavailable(),
             other => {
                 tracing::error!(error = %other, "store failure");

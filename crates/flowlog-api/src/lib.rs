@@ -103,7 +103,13 @@ impl Api {
         let mut action_name = "-".to_string();
         let result = self.handle_inner(req, &request_id, &mut action_name);
         match result {
-            Ok(body) => Response { status: 200, body, request_id, action: action_name, error_code: None },
+            Ok(body) => Response {
+                status: 200,
+                body,
+                request_id,
+                action: action_name,
+                error_code: None,
+            },
             Err(e) => Response {
                 status: e.status,
                 body: xml::error_body(&e, &request_id),
@@ -114,14 +120,22 @@ impl Api {
         }
     }
 
-    fn handle_inner(&self, req: &Request<'_>, request_id: &str, action_name: &mut String) -> Result<String, ApiError> {
+    fn handle_inner(
+        &self,
+        req: &Request<'_>,
+        request_id: &str,
+        action_name: &mut String,
+    ) -> Result<String, ApiError> {
         if req.body.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }
         if req.method != "GET" && req.method != "POST" {
             return Err(ApiError::bad_request(
                 "InvalidHttpRequest",
-                format!("The HTTP method {} is not supported; use POST or GET.", req.method),
+                format!(
+                    "The HTTP method {} is not supported; use POST or GET.",
+                    req.method
+                ),
             ));
         }
         let mut params = query::decode(req.query.as_bytes()).map_err(malformed)?;
@@ -137,7 +151,10 @@ impl Api {
             if name.is_empty() {
                 ApiError::missing("Action")
             } else {
-                ApiError::bad_request("InvalidAction", format!("The action {name} is not valid for this web service."))
+                ApiError::bad_request(
+                    "InvalidAction",
+                    format!("The action {name} is not valid for this web service."),
+                )
             }
         })?;
         match params.get("Version") {
@@ -153,7 +170,12 @@ impl Api {
         if !policy::allows(&caller.allow, &format!("ec2:{name}")) {
             return Err(ApiError::unauthorized());
         }
-        let ctx = action::Ctx { api: self, caller: &caller, params: &params, request_id };
+        let ctx = action::Ctx {
+            api: self,
+            caller: &caller,
+            params: &params,
+            request_id,
+        };
         action.run(&ctx)
     }
 
@@ -180,7 +202,11 @@ impl Api {
             .credentials
             .iter()
             .find(|c| c.access_key_id == v.access_key_id)
-            .ok_or_else(|| ApiError::auth_failure("AWS was not able to validate the provided access credentials"))?;
+            .ok_or_else(|| {
+                ApiError::auth_failure(
+                    "AWS was not able to validate the provided access credentials",
+                )
+            })?;
         Ok(Caller {
             access_key_id: cred.access_key_id.clone(),
             account_id: cred.account_id.clone(),
@@ -199,8 +225,13 @@ fn too_large() -> ApiError {
 
 fn malformed(e: query::DecodeError) -> ApiError {
     match e {
-        query::DecodeError::TooMany => ApiError::bad_request("InvalidParameterValue", e.to_string()),
-        _ => ApiError::bad_request("MalformedQueryString", format!("The query string is malformed: {e}.")),
+        query::DecodeError::TooMany => {
+            ApiError::bad_request("InvalidParameterValue", e.to_string())
+        }
+        _ => ApiError::bad_request(
+            "MalformedQueryString",
+            format!("The query string is malformed: {e}."),
+        ),
     }
 }
 

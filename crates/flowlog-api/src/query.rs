@@ -126,9 +126,11 @@ impl Params {
     pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
-                ApiError::invalid_value(name, v, "Expecting an integer.")
-            }),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ApiError::invalid_value(name, v, "Expecting an integer.")),
         }
     }
 
@@ -265,7 +267,9 @@ fn unescape(raw: &[u8], base: usize) -> Result<String, DecodeError> {
         match raw[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = raw.get(i + 1..i + 3).ok_or(DecodeError::BadPercent(base + i))?;
+                let hex = raw
+                    .get(i + 1..i + 3)
+                    .ok_or(DecodeError::BadPercent(base + i))?;
                 let hi = hex_val(hex[0]).ok_or(DecodeError::BadPercent(base + i))?;
                 let lo = hex_val(hex[1]).ok_or(DecodeError::BadPercent(base + i))?;
                 out.push(hi << 4 | lo);
@@ -293,7 +297,10 @@ mod tests {
 
     #[test]
     fn decodes_form_bodies() {
-        let p = decode(b"Action=CreateFlowLogs&ResourceId.2=vpc-2&ResourceId.1=vpc-1&LogGroupName=a+b%2Fc").unwrap();
+        let p = decode(
+            b"Action=CreateFlowLogs&ResourceId.2=vpc-2&ResourceId.1=vpc-1&LogGroupName=a+b%2Fc",
+        )
+        .unwrap();
         assert_eq!(p.get("Action"), Some("CreateFlowLogs"));
         assert_eq!(p.get("LogGroupName"), Some("a b/c"));
         assert_eq!(p.list("ResourceId"), vec!["vpc-1", "vpc-2"]);
@@ -325,7 +332,10 @@ mod tests {
         assert_eq!(decode(b"a=\xff"), Err(DecodeError::NotUtf8));
         assert_eq!(decode(b"a=1&a=2"), Err(DecodeError::Duplicate("a".into())));
         assert_eq!(decode(b"=x"), Err(DecodeError::EmptyName));
-        let many: Vec<u8> = (0..10_000).map(|i| format!("p{i}=1&")).collect::<String>().into_bytes();
+        let many: Vec<u8> = (0..10_000)
+            .map(|i| format!("p{i}=1&"))
+            .collect::<String>()
+            .into_bytes();
         assert_eq!(decode(&many), Err(DecodeError::TooMany));
         assert!(decode(b"&&a&").unwrap().get("a") == Some(""));
     }
@@ -335,7 +345,10 @@ mod tests {
         let p = decode(b"Action=X&Filter.1.Name=a&Filter.1.Value.3=b&DryRun=true").unwrap();
         assert!(check_known(&p, &["DryRun", "Filter.N.Name", "Filter.N.Value.N"]).is_ok());
         let p = decode(b"Foo=1").unwrap();
-        assert_eq!(check_known(&p, &["DryRun"]).unwrap_err().code, "UnknownParameter");
+        assert_eq!(
+            check_known(&p, &["DryRun"]).unwrap_err().code,
+            "UnknownParameter"
+        );
         let p = decode(b"Filter.x.Name=1").unwrap();
         assert!(check_known(&p, &["Filter.N.Name"]).is_err());
     }

@@ -34,7 +34,9 @@ pub struct Verified {
 /// Why a request is not authenticated. All of these are answered as `AuthFailure`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("The request is not signed: no Authorization header and no X-Amz-Signature parameter.")]
+    #[error(
+        "The request is not signed: no Authorization header and no X-Amz-Signature parameter."
+    )]
     Missing,
     #[error("The Authorization header is malformed: {0}")]
     Malformed(&'static str),
@@ -48,7 +50,9 @@ pub enum AuthError {
     Service,
     #[error("The credential scope date does not match X-Amz-Date.")]
     ScopeDate,
-    #[error("Request timestamp is more than 15 minutes away from the server time (signature date {0}).")]
+    #[error(
+        "Request timestamp is more than 15 minutes away from the server time (signature date {0})."
+    )]
     Skew(String),
     #[error("The presigned request has expired.")]
     Expired,
@@ -93,7 +97,9 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, AuthError> {
 fn build_authorization(cred: &str, signed: &str, sig: &str) -> Result<Authorization, AuthError> {
     let parts: Vec<&str> = cred.split('/').collect();
     if parts.len() != 5 || parts[4] != "aws4_request" || parts.iter().any(|p| p.is_empty()) {
-        return Err(AuthError::Malformed("Credential must be KEY/DATE/REGION/SERVICE/aws4_request"));
+        return Err(AuthError::Malformed(
+            "Credential must be KEY/DATE/REGION/SERVICE/aws4_request",
+        ));
     }
     if sig.len() != 64 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AuthError::Malformed("Signature must be 64 hex characters"));
@@ -142,12 +148,16 @@ pub fn verify(
             }
             let auth = build_authorization(
                 q("X-Amz-Credential").ok_or(AuthError::Malformed("missing X-Amz-Credential"))?,
-                q("X-Amz-SignedHeaders").ok_or(AuthError::Malformed("missing X-Amz-SignedHeaders"))?,
+                q("X-Amz-SignedHeaders")
+                    .ok_or(AuthError::Malformed("missing X-Amz-SignedHeaders"))?,
                 q("X-Amz-Signature").unwrap_or_default(),
             )?;
             let date = q("X-Amz-Date").ok_or(AuthError::Malformed("missing X-Amz-Date"))?;
             let expires = q("X-Amz-Expires")
-                .map(|e| e.parse::<i64>().map_err(|_| AuthError::Malformed("bad X-Amz-Expires")))
+                .map(|e| {
+                    e.parse::<i64>()
+                        .map_err(|_| AuthError::Malformed("bad X-Amz-Expires"))
+                })
                 .transpose()?;
             (auth, date.to_string(), expires)
         }
@@ -161,7 +171,8 @@ pub fn verify(
     if auth.region != region {
         return Err(AuthError::Region(auth.region.clone()));
     }
-    let signed_at = parse_amz_date(&amz_date).ok_or(AuthError::Malformed("X-Amz-Date must be YYYYMMDDTHHMMSSZ"))?;
+    let signed_at = parse_amz_date(&amz_date)
+        .ok_or(AuthError::Malformed("X-Amz-Date must be YYYYMMDDTHHMMSSZ"))?;
     if !amz_date.starts_with(&auth.date) {
         return Err(AuthError::ScopeDate);
     }
@@ -186,15 +197,35 @@ pub fn verify(
         None => hex::encode(Sha256::digest(req.body)),
     };
     let key = signing_key(&secret, &auth.date, &auth.region, &auth.service);
-    let expected = signature(req, &auth, &amz_date, &query_pairs, presigned, &payload_hash, &key);
+    let expected = signature(
+        req,
+        &auth,
+        &amz_date,
+        &query_pairs,
+        presigned,
+        &payload_hash,
+        &key,
+    );
     if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
-        return Ok(Verified { access_key_id: auth.access_key_id });
+        return Ok(Verified {
+            access_key_id: auth.access_key_id,
+        });
     }
     if presigned {
         // Presigned URLs of some signers cover an unsigned payload.
-        let alt = signature(req, &auth, &amz_date, &query_pairs, presigned, "UNSIGNED-PAYLOAD", &key);
+        let alt = signature(
+            req,
+            &auth,
+            &amz_date,
+            &query_pairs,
+            presigned,
+            "UNSIGNED-PAYLOAD",
+            &key,
+        );
         if bool::from(alt.as_bytes().ct_eq(auth.signature.as_bytes())) {
-            return Ok(Verified { access_key_id: auth.access_key_id });
+            return Ok(Verified {
+                access_key_id: auth.access_key_id,
+            });
         }
     }
     Err(AuthError::Mismatch)
@@ -211,7 +242,10 @@ fn signature(
     key: &[u8],
 ) -> String {
     let canonical = canonical_request(req, auth, query_pairs, presigned, payload_hash);
-    let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
+    let scope = format!(
+        "{}/{}/{}/aws4_request",
+        auth.date, auth.region, auth.service
+    );
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
@@ -294,7 +328,9 @@ pub fn uri_encode(s: &str, encode_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if !encode_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -331,14 +367,26 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let t = s.get(r)?;
-        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
     };
     let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
     let month = time::Month::try_from(u8::try_from(mo).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?).ok()?;
-    let t = time::Time::from_hms(u8::try_from(h).ok()?, u8::try_from(mi).ok()?, u8::try_from(se).ok()?).ok()?;
-    Some(time::PrimitiveDateTime::new(date, t).assume_utc().unix_timestamp())
+    let date = time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?)
+        .ok()?;
+    let t = time::Time::from_hms(
+        u8::try_from(h).ok()?,
+        u8::try_from(mi).ok()?,
+        u8::try_from(se).ok()?,
+    )
+    .ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, t)
+            .assume_utc()
+            .unix_timestamp(),
+    )
 }
 
 /// Signs a request as an SDK would (header form). Used by tests and by `flowlog` clients.
@@ -364,7 +412,13 @@ pub fn sign_headers(
         signed_headers: vec!["host".into(), "x-amz-date".into()],
         signature: String::new(),
     };
-    let req = SignedRequest { method, path, query: "", headers: &headers, body };
+    let req = SignedRequest {
+        method,
+        path,
+        query: "",
+        headers: &headers,
+        body,
+    };
     let key = signing_key(secret, &auth.date, region, "ec2");
     let payload = hex::encode(Sha256::digest(body));
     let sig = signature(&req, &auth, amz_date, &[], false, &payload, &key);
@@ -403,25 +457,72 @@ mod tests {
     fn round_trip_and_tampering() {
         let body = b"Action=DescribeFlowLogs&Version=2016-11-15";
         let now = parse_amz_date("20240101T120000Z").unwrap();
-        let headers = sign_headers("POST", "127.0.0.1:4751", "/", body, KEY, SECRET, "us-east-1", "20240101T120000Z");
-        let req = SignedRequest { method: "POST", path: "/", query: "", headers: &headers, body };
-        assert_eq!(verify(&req, "us-east-1", now, lookup).unwrap().access_key_id, KEY);
+        let headers = sign_headers(
+            "POST",
+            "127.0.0.1:4751",
+            "/",
+            body,
+            KEY,
+            SECRET,
+            "us-east-1",
+            "20240101T120000Z",
+        );
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body,
+        };
+        assert_eq!(
+            verify(&req, "us-east-1", now, lookup)
+                .unwrap()
+                .access_key_id,
+            KEY
+        );
         // Another body, another region, a stale clock, an unknown key.
-        let bad = SignedRequest { body: b"Action=DeleteFlowLogs", ..req };
-        assert_eq!(verify(&bad, "us-east-1", now, lookup), Err(AuthError::Mismatch));
-        let req = SignedRequest { method: "POST", path: "/", query: "", headers: &headers, body };
-        assert!(matches!(verify(&req, "eu-west-1", now, lookup), Err(AuthError::Region(_))));
-        assert!(matches!(verify(&req, "us-east-1", now + 16 * 60, lookup), Err(AuthError::Skew(_))));
-        assert_eq!(verify(&req, "us-east-1", now, |_| None), Err(AuthError::UnknownKey));
+        let bad = SignedRequest {
+            body: b"Action=DeleteFlowLogs",
+            ..req
+        };
+        assert_eq!(
+            verify(&bad, "us-east-1", now, lookup),
+            Err(AuthError::Mismatch)
+        );
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body,
+        };
+        assert!(matches!(
+            verify(&req, "eu-west-1", now, lookup),
+            Err(AuthError::Region(_))
+        ));
+        assert!(matches!(
+            verify(&req, "us-east-1", now + 16 * 60, lookup),
+            Err(AuthError::Skew(_))
+        ));
+        assert_eq!(
+            verify(&req, "us-east-1", now, |_| None),
+            Err(AuthError::UnknownKey)
+        );
         let wrong = |_: &str| Some("other".to_string());
-        assert_eq!(verify(&req, "us-east-1", now, wrong), Err(AuthError::Mismatch));
+        assert_eq!(
+            verify(&req, "us-east-1", now, wrong),
+            Err(AuthError::Mismatch)
+        );
     }
 
     #[test]
     fn header_parsing_rejects_garbage() {
         assert_eq!(parse_authorization("Basic abc"), Err(AuthError::Algorithm));
         assert!(parse_authorization("AWS4-HMAC-SHA256 Credential=a/b/c/d/aws4_request").is_err());
-        assert!(parse_authorization("AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=00").is_err());
+        assert!(parse_authorization(
+            "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=00"
+        )
+        .is_err());
         assert!(parse_amz_date("20241301T000000Z").is_none());
         assert!(parse_amz_date("2024010１T000000Z").is_none());
     }

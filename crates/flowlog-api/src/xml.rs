@@ -76,7 +76,12 @@ impl Xml {
     }
 
     /// A list wrapper with one `<item>` per element; an empty list is `<name/>`.
-    pub fn list<T>(&mut self, name: &str, items: &[T], mut each: impl FnMut(&mut Xml, &T)) -> &mut Xml {
+    pub fn list<T>(
+        &mut self,
+        name: &str,
+        items: &[T],
+        mut each: impl FnMut(&mut Xml, &T),
+    ) -> &mut Xml {
         if items.is_empty() {
             return self.empty(name);
         }

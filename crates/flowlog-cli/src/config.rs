@@ -123,7 +123,9 @@ pub struct ApiSection {
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { max_flow_logs_per_resource: default_limit() }
+        ApiSection {
+            max_flow_logs_per_resource: default_limit(),
+        }
     }
 }
 
@@ -156,7 +158,8 @@ impl Default for Config {
 
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
         Config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
@@ -171,7 +174,12 @@ impl Config {
         if !account_ok(&self.account_id) {
             bail!("account_id must be 12 digits, not {:?}", self.account_id);
         }
-        if self.region.is_empty() || !self.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             bail!("region must look like us-east-1, not {:?}", self.region);
         }
         if self.agent.window_secs == 0 {
@@ -182,15 +190,26 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.credentials {
-            if c.access_key_id.len() < 16 || !c.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                bail!("access_key_id {:?} must be at least 16 letters or digits", c.access_key_id);
+            if c.access_key_id.len() < 16
+                || !c.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                bail!(
+                    "access_key_id {:?} must be at least 16 letters or digits",
+                    c.access_key_id
+                );
             }
             if c.secret_access_key.len() < 16 {
-                bail!("the secret_access_key of {} is shorter than 16 characters", c.access_key_id);
+                bail!(
+                    "the secret_access_key of {} is shorter than 16 characters",
+                    c.access_key_id
+                );
             }
             if let Some(a) = &c.account_id {
                 if !account_ok(a) {
-                    bail!("account_id of credential {} must be 12 digits", c.access_key_id);
+                    bail!(
+                        "account_id of credential {} must be 12 digits",
+                        c.access_key_id
+                    );
                 }
             }
             if !seen.insert(&c.access_key_id) {

@@ -24,26 +24,44 @@ pub struct LocalControl {
 
 impl LocalControl {
     pub fn new(store: Arc<dyn Store>, account: &str, region: &str) -> LocalControl {
-        LocalControl { store, account: account.into(), region: region.into(), registered: Mutex::new(HashMap::new()) }
+        LocalControl {
+            store,
+            account: account.into(),
+            region: region.into(),
+            registered: Mutex::new(HashMap::new()),
+        }
     }
 
     /// One sync for an agent acting for `account`.
     pub fn sync_for(&self, account: &str, req: &SyncRequest) -> anyhow::Result<SyncResponse> {
         for s in &req.statuses {
             if let Some(status) = s.status() {
-                self.store.set_deliver_status(&s.flow_log_id, status, s.message.as_deref())?;
+                self.store
+                    .set_deliver_status(&s.flow_log_id, status, s.message.as_deref())?;
             }
         }
         let mut inv = match &req.inventory {
             Some(text) => flowlog_inventory::file::parse(text, account, &self.region)?,
             None => {
-                let own: Vec<_> = req.interfaces.iter().filter(|i| i.netns.is_none()).cloned().collect();
-                flowlog_inventory::derive::default_inventory_for_host(account, &self.region, &req.host, &own)
+                let own: Vec<_> = req
+                    .interfaces
+                    .iter()
+                    .filter(|i| i.netns.is_none())
+                    .cloned()
+                    .collect();
+                flowlog_inventory::derive::default_inventory_for_host(
+                    account,
+                    &self.region,
+                    &req.host,
+                    &own,
+                )
             }
         };
         for eni in &mut inv.enis {
             let present = Binding::of(eni).is_some_and(|b| {
-                req.interfaces.iter().any(|i| i.netns == b.netns && i.name == b.ifname)
+                req.interfaces
+                    .iter()
+                    .any(|i| i.netns == b.netns && i.name == b.ifname)
             });
             eni.status = if present { "in-use" } else { "available" }.to_string();
             if !req.host.is_empty() {
@@ -51,10 +69,18 @@ impl LocalControl {
             }
         }
         let key = (account.to_string(), req.host.clone());
-        let changed = self.registered.lock().unwrap_or_else(|e| e.into_inner()).get(&key) != Some(&inv);
+        let changed = self
+            .registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            != Some(&inv);
         if changed {
             self.store.register(&inv.vpcs, &inv.subnets, &inv.enis)?;
-            self.registered.lock().unwrap_or_else(|e| e.into_inner()).insert(key, inv);
+            self.registered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, inv);
         }
 
         let enis: Vec<_> = self
@@ -62,9 +88,19 @@ impl LocalControl {
             .all_network_interfaces()?
             .into_iter()
             .filter(|e| e.account_id == account)
-            .filter(|e| e.tags.iter().find(|(k, _)| k == HOST_TAG).is_none_or(|(_, h)| *h == req.host))
+            .filter(|e| {
+                e.tags
+                    .iter()
+                    .find(|(k, _)| k == HOST_TAG)
+                    .is_none_or(|(_, h)| *h == req.host)
+            })
             .collect();
-        let flow_logs: Vec<_> = self.store.all_flow_logs()?.into_iter().filter(|f| f.account_id == account).collect();
+        let flow_logs: Vec<_> = self
+            .store
+            .all_flow_logs()?
+            .into_iter()
+            .filter(|f| f.account_id == account)
+            .collect();
         let assignments = flowlog_inventory::desired::monitored(&enis, &flow_logs)
             .into_values()
             .map(|m| Assignment {
@@ -72,7 +108,11 @@ impl LocalControl {
                 account_id: m.account_id,
                 netns: m.binding.netns,
                 ifname: m.binding.ifname,
-                targets: m.flow_logs.iter().map(|f| TargetSpec::from_flow_log(f, &self.region)).collect(),
+                targets: m
+                    .flow_logs
+                    .iter()
+                    .map(|f| TargetSpec::from_flow_log(f, &self.region))
+                    .collect(),
             })
             .collect();
         Ok(SyncResponse { assignments })

@@ -25,8 +25,14 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(StoredCredential, bool
         return Ok((load(data_dir)?, false));
     }
     let cred = StoredCredential {
-        access_key_id: format!("AKIA{}", random_string(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")),
-        secret_access_key: random_string(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+        access_key_id: format!(
+            "AKIA{}",
+            random_string(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        ),
+        secret_access_key: random_string(
+            40,
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        ),
     };
     let text = format!(
         "# Admin credential created by flowlog on first start. Keep it secret.\n{}",
@@ -56,5 +62,7 @@ pub fn load(data_dir: &Path) -> anyhow::Result<StoredCredential> {
 fn random_string(n: usize, alphabet: &[u8]) -> String {
     use rand::Rng;
     let mut rng = rand::rngs::OsRng;
-    (0..n).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect()
+    (0..n)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
 }

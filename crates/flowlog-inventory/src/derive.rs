@@ -18,9 +18,15 @@ pub fn default_inventory(account: &str, region: &str, interfaces: &[HostInterfac
 
 /// Like [`default_inventory`]; the host name enters the ENI IDs so that two hosts with an
 /// `eth0` each get two ENIs.
-pub fn default_inventory_for_host(account: &str, region: &str, host: &str, interfaces: &[HostInterface]) -> Inventory {
+pub fn default_inventory_for_host(
+    account: &str,
+    region: &str,
+    host: &str,
+    interfaces: &[HostInterface],
+) -> Inventory {
     let mut inv = Inventory::default();
-    let interfaces: Vec<&HostInterface> = interfaces.iter().filter(|i| !i.ipv4.is_empty()).collect();
+    let interfaces: Vec<&HostInterface> =
+        interfaces.iter().filter(|i| !i.ipv4.is_empty()).collect();
     if interfaces.is_empty() {
         return inv;
     }
@@ -56,7 +62,10 @@ pub fn default_inventory_for_host(account: &str, region: &str, host: &str, inter
                 tags: vec![],
             });
         }
-        let binding = Binding { netns: iface.netns.clone(), ifname: iface.name.clone() };
+        let binding = Binding {
+            netns: iface.netns.clone(),
+            ifname: iface.name.clone(),
+        };
         let ns = iface.netns.clone().unwrap_or_default();
         inv.enis.push(NetworkInterface {
             id: if host.is_empty() {
@@ -81,8 +90,15 @@ pub fn default_inventory_for_host(account: &str, region: &str, host: &str, inter
 
 fn network(addr: Ipv4Addr, prefix: u8) -> Cidr4 {
     let prefix = prefix.min(32);
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-    Cidr4 { addr: u32::from(addr) & mask, prefix }
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    Cidr4 {
+        addr: u32::from(addr) & mask,
+        prefix,
+    }
 }
 
 /// The smallest CIDR block that contains every block of `nets`.
@@ -115,7 +131,11 @@ mod tests {
 
     #[test]
     fn default_layout_is_stable_and_consistent() {
-        let ifs = [iface(None, "eth0", "10.1.2.3", 24), iface(Some("lab"), "veth0", "10.1.9.1", 24), iface(None, "eth1", "10.1.2.9", 24)];
+        let ifs = [
+            iface(None, "eth0", "10.1.2.3", 24),
+            iface(Some("lab"), "veth0", "10.1.9.1", 24),
+            iface(None, "eth1", "10.1.2.9", 24),
+        ];
         let a = default_inventory("123456789012", "us-east-1", &ifs);
         let b = default_inventory("123456789012", "us-east-1", &ifs);
         assert_eq!(a, b);
@@ -126,6 +146,9 @@ mod tests {
         assert_eq!(a.enis[0].subnet_id, a.enis[2].subnet_id);
         assert_eq!(Binding::of(&a.enis[1]).unwrap().to_string(), "lab/veth0");
         let vpc = Cidr4::parse(&a.vpcs[0].cidr_block).unwrap();
-        assert!(a.subnets.iter().all(|s| vpc.contains(Cidr4::parse(&s.cidr_block).unwrap())));
+        assert!(a
+            .subnets
+            .iter()
+            .all(|s| vpc.contains(Cidr4::parse(&s.cidr_block).unwrap())));
     }
 }

@@ -23,12 +23,16 @@ pub struct Monitored {
 pub fn monitored(enis: &[NetworkInterface], flow_logs: &[FlowLog]) -> BTreeMap<String, Monitored> {
     let mut out = BTreeMap::new();
     for eni in enis {
-        let Some(binding) = Binding::of(eni) else { continue };
+        let Some(binding) = Binding::of(eni) else {
+            continue;
+        };
         let covering: Vec<FlowLog> = flow_logs
             .iter()
             .filter(|f| {
                 f.account_id == eni.account_id
-                    && (f.resource_id == eni.id || f.resource_id == eni.subnet_id || f.resource_id == eni.vpc_id)
+                    && (f.resource_id == eni.id
+                        || f.resource_id == eni.subnet_id
+                        || f.resource_id == eni.vpc_id)
             })
             .cloned()
             .collect();
@@ -37,7 +41,12 @@ pub fn monitored(enis: &[NetworkInterface], flow_logs: &[FlowLog]) -> BTreeMap<S
         }
         out.insert(
             eni.id.clone(),
-            Monitored { eni_id: eni.id.clone(), account_id: eni.account_id.clone(), binding, flow_logs: covering },
+            Monitored {
+                eni_id: eni.id.clone(),
+                account_id: eni.account_id.clone(),
+                binding,
+                flow_logs: covering,
+            },
         );
     }
     out
@@ -60,7 +69,11 @@ mod tests {
             mac_address: String::new(),
             security_group_ids: vec![],
             status: "in-use".into(),
-            tags: if bound { vec![(crate::BINDING_TAG.into(), format!("ns/{id}"))] } else { vec![] },
+            tags: if bound {
+                vec![(crate::BINDING_TAG.into(), format!("ns/{id}"))]
+            } else {
+                vec![]
+            },
         }
     }
 
@@ -71,7 +84,11 @@ mod tests {
             resource_id: resource.into(),
             resource_type: ResourceType::Vpc,
             traffic_type: TrafficType::All,
-            destination: Destination::S3 { arn: "arn:aws:s3:::b".into(), bucket: "b".into(), prefix: String::new() },
+            destination: Destination::S3 {
+                arn: "arn:aws:s3:::b".into(),
+                bucket: "b".into(),
+                prefix: String::new(),
+            },
             log_format: None,
             max_aggregation_interval: None,
             creation_time_ms: 0,
@@ -83,11 +100,25 @@ mod tests {
 
     #[test]
     fn coverage_by_vpc_subnet_and_eni() {
-        let enis = [eni("e1", "s1", "v1", true), eni("e2", "s2", "v1", true), eni("e3", "s1", "v1", false)];
-        let fls = [fl("f1", "v1"), fl("f2", "s1"), fl("f3", "e2"), fl("f4", "v9")];
+        let enis = [
+            eni("e1", "s1", "v1", true),
+            eni("e2", "s2", "v1", true),
+            eni("e3", "s1", "v1", false),
+        ];
+        let fls = [
+            fl("f1", "v1"),
+            fl("f2", "s1"),
+            fl("f3", "e2"),
+            fl("f4", "v9"),
+        ];
         let m = monitored(&enis, &fls);
         assert_eq!(m.len(), 2, "unbound e3 is not captured");
-        let ids = |e: &str| m[e].flow_logs.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        let ids = |e: &str| {
+            m[e].flow_logs
+                .iter()
+                .map(|f| f.id.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids("e1"), vec!["f1", "f2"]);
         assert_eq!(ids("e2"), vec!["f1", "f3"]);
         assert!(monitored(&enis, &[]).is_empty());

@@ -54,7 +54,10 @@ pub fn interfaces(netns: Option<&str>) -> Result<Vec<HostInterface>, DiscoverErr
         args.extend(["-n", ns]);
     }
     args.extend(["-j", "addr", "show"]);
-    let out = Command::new("ip").args(&args).output().map_err(DiscoverError::Spawn)?;
+    let out = Command::new("ip")
+        .args(&args)
+        .output()
+        .map_err(DiscoverError::Spawn)?;
     if !out.status.success() {
         return Err(DiscoverError::Failed {
             args: args.join(" "),
@@ -88,7 +91,10 @@ pub fn parse(json: &[u8], netns: Option<&str>) -> Result<Vec<HostInterface>, Dis
 /// Names of the network namespaces made with `ip netns add` (the files in /run/netns).
 pub fn namespaces() -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out

@@ -90,10 +90,18 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
     let mut inv = Inventory::default();
     let mut names: Vec<(String, String)> = Vec::new();
     let resolve = |names: &[(String, String)], r: &str| -> Option<String> {
-        names.iter().find(|(n, id)| n == r || id == r).map(|(_, id)| id.clone())
+        names
+            .iter()
+            .find(|(n, id)| n == r || id == r)
+            .map(|(_, id)| id.clone())
     };
     for v in &root.vpc {
-        let cidr = Cidr4::parse(&v.cidr_block).ok_or_else(|| bad(format!("VPC cidr_block {:?} is not a CIDR block", v.cidr_block)))?;
+        let cidr = Cidr4::parse(&v.cidr_block).ok_or_else(|| {
+            bad(format!(
+                "VPC cidr_block {:?} is not a CIDR block",
+                v.cidr_block
+            ))
+        })?;
         let id = entry_id("vpc", flowlog_model::IdKind::Vpc, &v.id, &v.name, account)?;
         names.push((v.name.clone().unwrap_or_else(|| id.clone()), id.clone()));
         inv.vpcs.push(Vpc {
@@ -104,52 +112,119 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
             is_default: false,
             cidr_association_id: format!("vpc-cidr-assoc-{}", &id[4..]),
             dhcp_options_id: "dopt-00000000000000000".into(),
-            tags: v.name.iter().map(|n| ("Name".to_string(), n.clone())).collect(),
+            tags: v
+                .name
+                .iter()
+                .map(|n| ("Name".to_string(), n.clone()))
+                .collect(),
         });
     }
     let mut subnet_names: Vec<(String, String)> = Vec::new();
     for s in &root.subnet {
-        let vpc_id = resolve(&names, &s.vpc).ok_or_else(|| bad(format!("subnet names unknown VPC {:?}", s.vpc)))?;
-        let vpc = inv.vpcs.iter().find(|v| v.id == vpc_id).expect("resolved above");
-        let cidr = Cidr4::parse(&s.cidr_block).ok_or_else(|| bad(format!("subnet cidr_block {:?} is not a CIDR block", s.cidr_block)))?;
+        let vpc_id = resolve(&names, &s.vpc)
+            .ok_or_else(|| bad(format!("subnet names unknown VPC {:?}", s.vpc)))?;
+        let vpc = inv
+            .vpcs
+            .iter()
+            .find(|v| v.id == vpc_id)
+            .expect("resolved above");
+        let cidr = Cidr4::parse(&s.cidr_block).ok_or_else(|| {
+            bad(format!(
+                "subnet cidr_block {:?} is not a CIDR block",
+                s.cidr_block
+            ))
+        })?;
         if !Cidr4::parse(&vpc.cidr_block).is_some_and(|v| v.contains(cidr)) {
-            return Err(bad(format!("subnet {} is outside VPC {}", s.cidr_block, vpc.cidr_block)));
+            return Err(bad(format!(
+                "subnet {} is outside VPC {}",
+                s.cidr_block, vpc.cidr_block
+            )));
         }
-        if inv.subnets.iter().any(|o| o.vpc_id == vpc_id && Cidr4::parse(&o.cidr_block).is_some_and(|c| c.overlaps(cidr))) {
-            return Err(bad(format!("subnet {} overlaps another subnet of the VPC", s.cidr_block)));
+        if inv.subnets.iter().any(|o| {
+            o.vpc_id == vpc_id && Cidr4::parse(&o.cidr_block).is_some_and(|c| c.overlaps(cidr))
+        }) {
+            return Err(bad(format!(
+                "subnet {} overlaps another subnet of the VPC",
+                s.cidr_block
+            )));
         }
-        let id = entry_id("subnet", flowlog_model::IdKind::Subnet, &s.id, &s.name, account)?;
+        let id = entry_id(
+            "subnet",
+            flowlog_model::IdKind::Subnet,
+            &s.id,
+            &s.name,
+            account,
+        )?;
         subnet_names.push((s.name.clone().unwrap_or_else(|| id.clone()), id.clone()));
         inv.subnets.push(Subnet {
             id,
             account_id: account.into(),
             vpc_id,
             cidr_block: cidr.to_string(),
-            availability_zone: s.availability_zone.clone().unwrap_or_else(|| format!("{region}a")),
+            availability_zone: s
+                .availability_zone
+                .clone()
+                .unwrap_or_else(|| format!("{region}a")),
             available_ip_address_count: cidr.usable(),
             default_for_az: false,
-            tags: s.name.iter().map(|n| ("Name".to_string(), n.clone())).collect(),
+            tags: s
+                .name
+                .iter()
+                .map(|n| ("Name".to_string(), n.clone()))
+                .collect(),
         });
     }
     for e in &root.network_interface {
-        let subnet_id = resolve(&subnet_names, &e.subnet).ok_or_else(|| bad(format!("network_interface names unknown subnet {:?}", e.subnet)))?;
-        let subnet = inv.subnets.iter().find(|s| s.id == subnet_id).expect("resolved above").clone();
+        let subnet_id = resolve(&subnet_names, &e.subnet).ok_or_else(|| {
+            bad(format!(
+                "network_interface names unknown subnet {:?}",
+                e.subnet
+            ))
+        })?;
+        let subnet = inv
+            .subnets
+            .iter()
+            .find(|s| s.id == subnet_id)
+            .expect("resolved above")
+            .clone();
         let binding_text = match &e.netns {
             Some(ns) => format!("{ns}/{}", e.interface),
             None => e.interface.clone(),
         };
-        let binding = Binding::parse(&binding_text).ok_or_else(|| bad(format!("{binding_text:?} is not a valid interface (netns/name)")))?;
+        let binding = Binding::parse(&binding_text).ok_or_else(|| {
+            bad(format!(
+                "{binding_text:?} is not a valid interface (netns/name)"
+            ))
+        })?;
         let ns = binding.netns.clone().unwrap_or_default();
         let id = match &e.id {
-            Some(id) if flowlog_model::ids::is_valid(flowlog_model::IdKind::NetworkInterface, id) => id.clone(),
-            Some(id) => return Err(bad(format!("{id:?} is not an ENI id (eni- and 8 or 17 hex digits)"))),
+            Some(id)
+                if flowlog_model::ids::is_valid(flowlog_model::IdKind::NetworkInterface, id) =>
+            {
+                id.clone()
+            }
+            Some(id) => {
+                return Err(bad(format!(
+                    "{id:?} is not an ENI id (eni- and 8 or 17 hex digits)"
+                )))
+            }
             None => stable_id("eni", &[account, &ns, &binding.ifname]),
         };
         let cidr = Cidr4::parse(&subnet.cidr_block).expect("checked above");
-        let used: Vec<String> = inv.enis.iter().filter(|x| x.subnet_id == subnet.id).map(|x| x.private_ip_address.clone()).collect();
+        let used: Vec<String> = inv
+            .enis
+            .iter()
+            .filter(|x| x.subnet_id == subnet.id)
+            .map(|x| x.private_ip_address.clone())
+            .collect();
         let ip = match e.private_ip {
             Some(ip) if cidr.contains_addr(u32::from(ip)) => ip,
-            Some(ip) => return Err(bad(format!("private_ip {ip} is outside subnet {}", subnet.cidr_block))),
+            Some(ip) => {
+                return Err(bad(format!(
+                    "private_ip {ip} is outside subnet {}",
+                    subnet.cidr_block
+                )))
+            }
             None => (cidr.addr + 4..cidr.last())
                 .map(Ipv4Addr::from)
                 .find(|a| !used.contains(&a.to_string()))
@@ -164,7 +239,10 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
             subnet_id: subnet.id.clone(),
             vpc_id: subnet.vpc_id.clone(),
             availability_zone: subnet.availability_zone.clone(),
-            description: e.description.clone().unwrap_or_else(|| format!("host interface {binding}")),
+            description: e
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("host interface {binding}")),
             private_ip_address: ip.to_string(),
             mac_address: String::new(),
             security_group_ids: vec![],
@@ -175,7 +253,13 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
     Ok(inv)
 }
 
-fn entry_id(prefix: &str, kind: flowlog_model::IdKind, id: &Option<String>, name: &Option<String>, account: &str) -> Result<String, FileError> {
+fn entry_id(
+    prefix: &str,
+    kind: flowlog_model::IdKind,
+    id: &Option<String>,
+    name: &Option<String>,
+    account: &str,
+) -> Result<String, FileError> {
     match (id, name) {
         (Some(id), _) if flowlog_model::ids::is_valid(kind, id) => Ok(id.clone()),
         (Some(id), _) => Err(bad(format!("{id:?} is not a valid {prefix} id"))),
@@ -223,6 +307,9 @@ private_ip = "10.10.1.20"
         assert!(parse("[[vpc]]\ncidr_block = \"10.0.0.0/16\"\n", "1", "r").is_err());
         assert!(parse("bogus = 1", "1", "r").is_err());
         let outside = "[[vpc]]\nname='v'\ncidr_block='10.0.0.0/16'\n[[subnet]]\nname='s'\nvpc='v'\ncidr_block='10.1.0.0/24'\n";
-        assert!(parse(outside, "1", "r").unwrap_err().to_string().contains("outside"));
+        assert!(parse(outside, "1", "r")
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
     }
 }

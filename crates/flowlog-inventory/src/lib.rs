@@ -34,16 +34,23 @@ impl Binding {
     pub fn parse(s: &str) -> Option<Binding> {
         let valid = |p: &str| !p.is_empty() && p.len() <= 64 && !p.contains(['/', ' ', '\0']);
         match s.split_once('/') {
-            Some((ns, ifn)) if valid(ns) && valid(ifn) && ifn.len() < 16 => {
-                Some(Binding { netns: Some(ns.to_string()), ifname: ifn.to_string() })
-            }
-            None if valid(s) && s.len() < 16 => Some(Binding { netns: None, ifname: s.to_string() }),
+            Some((ns, ifn)) if valid(ns) && valid(ifn) && ifn.len() < 16 => Some(Binding {
+                netns: Some(ns.to_string()),
+                ifname: ifn.to_string(),
+            }),
+            None if valid(s) && s.len() < 16 => Some(Binding {
+                netns: None,
+                ifname: s.to_string(),
+            }),
             _ => None,
         }
     }
 
     pub fn of(eni: &NetworkInterface) -> Option<Binding> {
-        eni.tags.iter().find(|(k, _)| k == BINDING_TAG).and_then(|(_, v)| Binding::parse(v))
+        eni.tags
+            .iter()
+            .find(|(k, _)| k == BINDING_TAG)
+            .and_then(|(_, v)| Binding::parse(v))
     }
 }
 
@@ -96,6 +103,9 @@ mod tests {
         let a = stable_id("eni", &["123456789012", "", "eth0"]);
         assert_eq!(a, stable_id("eni", &["123456789012", "", "eth0"]));
         assert_ne!(a, stable_id("eni", &["123456789012", "", "eth1"]));
-        assert!(flowlog_model::ids::is_valid(flowlog_model::IdKind::NetworkInterface, &a));
+        assert!(flowlog_model::ids::is_valid(
+            flowlog_model::IdKind::NetworkInterface,
+            &a
+        ));
     }
 }

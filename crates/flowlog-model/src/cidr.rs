@@ -21,7 +21,10 @@ impl Cidr4 {
         if prefix > 32 {
             return None;
         }
-        let c = Cidr4 { addr: u32::from(addr), prefix };
+        let c = Cidr4 {
+            addr: u32::from(addr),
+            prefix,
+        };
         (c.addr & !c.mask() == 0).then_some(c)
     }
 

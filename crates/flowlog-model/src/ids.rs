@@ -87,7 +87,10 @@ mod tests {
         assert!(!is_valid(IdKind::Vpc, "vpc-123"));
         assert!(!is_valid(IdKind::Subnet, "vpc-1a2b3c4d"));
         assert!(!is_valid(IdKind::FlowLog, "fl-1a2b3c4d5"));
-        assert_eq!(IdKind::of("eni-0a1b2c3d4e5f60718"), Some(IdKind::NetworkInterface));
+        assert_eq!(
+            IdKind::of("eni-0a1b2c3d4e5f60718"),
+            Some(IdKind::NetworkInterface)
+        );
         assert_eq!(IdKind::of("i-0a1b2c3d"), None);
     }
 

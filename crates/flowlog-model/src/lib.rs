@@ -9,6 +9,6 @@ pub mod resources;
 pub mod types;
 
 pub use ids::{IdKind, ResourceId};
-pub use resources::{Destination, FlowLog, NetworkInterface, Subnet, Tags, Vpc};
 pub use record::{Action, FlowRecord, LogStatus};
+pub use resources::{Destination, FlowLog, NetworkInterface, Subnet, Tags, Vpc};
 pub use types::{DeliverStatus, LogDestinationType, ResourceType, TrafficType};

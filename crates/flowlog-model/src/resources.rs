@@ -49,9 +49,17 @@ pub struct NetworkInterface {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// `arn:<partition>:s3:::<bucket>[/<prefix>]`; `prefix` has no leading or trailing `/`.
-    S3 { arn: String, bucket: String, prefix: String },
+    S3 {
+        arn: String,
+        bucket: String,
+        prefix: String,
+    },
     /// A log group given by name (`LogGroupName`) or by ARN (`LogDestination`).
-    CloudWatchLogs { group: String, arn: Option<String>, role_arn: String },
+    CloudWatchLogs {
+        group: String,
+        arn: Option<String>,
+        role_arn: String,
+    },
 }
 
 impl Destination {

@@ -79,6 +79,9 @@ mod tests {
         assert_eq!(TrafficType::parse("Accept"), None);
         assert_eq!(LogDestinationType::parse("S3"), None);
         assert_eq!(ResourceType::parse("Instance"), None);
-        assert_eq!(ResourceType::parse("NetworkInterface").unwrap().as_str(), "NetworkInterface");
+        assert_eq!(
+            ResourceType::parse("NetworkInterface").unwrap().as_str(),
+            "NetworkInterface"
+        );
     }
 }

@@ -13,13 +13,20 @@ mod tests;
 
 pub use sqlite::SqliteStore;
 
-use flowlog_model::{DeliverStatus, Destination, FlowLog, NetworkInterface, ResourceType, Subnet, Tags, TrafficType, Vpc};
+use flowlog_model::{
+    DeliverStatus, Destination, FlowLog, NetworkInterface, ResourceType, Subnet, Tags, TrafficType,
+    Vpc,
+};
 
 /// Errors of the store. `Api` carries a domain error the API answers verbatim.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{code}: {message}")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("the database is busy")]
     Busy,
     #[error("database error: {0}")]
@@ -30,7 +37,11 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn api(code: &str, message: impl Into<String>) -> StoreError {
-        StoreError::Api { status: 400, code: code.to_string(), message: message.into() }
+        StoreError::Api {
+            status: 400,
+            code: code.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -147,14 +158,30 @@ pub trait Store: Send + Sync {
     fn create_tags(&self, account_id: &str, ids: &[String], tags: &Tags) -> Result<()>;
     /// Removes tags: a key alone removes it whatever its value; with a value only if equal.
     /// An empty list removes every tag of the resources.
-    fn delete_tags(&self, account_id: &str, ids: &[String], tags: &[(String, Option<String>)]) -> Result<()>;
+    fn delete_tags(
+        &self,
+        account_id: &str,
+        ids: &[String],
+        tags: &[(String, Option<String>)],
+    ) -> Result<()>;
 
-    fn check_client_token(&self, account_id: &str, action: &str, token: &str, fingerprint: &str) -> Result<TokenCheck>;
+    fn check_client_token(
+        &self,
+        account_id: &str,
+        action: &str,
+        token: &str,
+        fingerprint: &str,
+    ) -> Result<TokenCheck>;
     fn create_flow_logs(&self, req: &NewFlowLogs) -> Result<CreateOutcome>;
     /// Deletes the known IDs and returns the unknown ones, in request order.
     fn delete_flow_logs(&self, account_id: &str, ids: &[String]) -> Result<Vec<String>>;
     fn describe_flow_logs(&self, q: &FlowLogQuery) -> Result<FlowLogPage>;
-    fn set_deliver_status(&self, id: &str, status: DeliverStatus, error: Option<&str>) -> Result<()>;
+    fn set_deliver_status(
+        &self,
+        id: &str,
+        status: DeliverStatus,
+        error: Option<&str>,
+    ) -> Result<()>;
     /// Every flow log of every account (the agent's desired state).
     fn all_flow_logs(&self) -> Result<Vec<FlowLog>>;
     /// Every network interface of every account.

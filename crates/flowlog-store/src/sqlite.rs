@@ -12,7 +12,9 @@ use flowlog_model::{
     DeliverStatus, Destination, FlowLog, LogDestinationType, NetworkInterface, ResourceType,
     Subnet, Tags, TrafficType, Vpc,
 };
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use crate::{
     schema, CreateOutcome, FlowLogField, FlowLogPage, FlowLogQuery, NewFlowLogs,
@@ -45,7 +47,11 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open(path).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
-        Ok(SqliteStore { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) })
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
     }
 
     fn write<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
@@ -65,8 +71,14 @@ impl SqliteStore {
 
 fn not_found(kind: &str, id: &str) -> StoreError {
     match kind {
-        "vpc" => StoreError::api("InvalidVpcID.NotFound", format!("The vpc ID '{id}' does not exist")),
-        "subnet" => StoreError::api("InvalidSubnetID.NotFound", format!("The subnet ID '{id}' does not exist")),
+        "vpc" => StoreError::api(
+            "InvalidVpcID.NotFound",
+            format!("The vpc ID '{id}' does not exist"),
+        ),
+        "subnet" => StoreError::api(
+            "InvalidSubnetID.NotFound",
+            format!("The subnet ID '{id}' does not exist"),
+        ),
         "eni" => StoreError::api(
             "InvalidNetworkInterfaceID.NotFound",
             format!("The networkInterface ID '{id}' does not exist"),
@@ -76,13 +88,16 @@ fn not_found(kind: &str, id: &str) -> StoreError {
 }
 
 fn tags_of(conn: &Connection, id: &str) -> Result<Tags> {
-    let mut st = conn.prepare_cached("SELECT key, value FROM tags WHERE resource_id = ?1 ORDER BY key")?;
+    let mut st =
+        conn.prepare_cached("SELECT key, value FROM tags WHERE resource_id = ?1 ORDER BY key")?;
     let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 fn insert_tags(tx: &Transaction<'_>, id: &str, tags: &Tags) -> Result<()> {
-    let mut st = tx.prepare_cached("INSERT OR REPLACE INTO tags(resource_id, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut st = tx.prepare_cached(
+        "INSERT OR REPLACE INTO tags(resource_id, key, value) VALUES (?1, ?2, ?3)",
+    )?;
     for (k, v) in tags {
         st.execute(params![id, k, v])?;
     }
@@ -91,7 +106,11 @@ fn insert_tags(tx: &Transaction<'_>, id: &str, tags: &Tags) -> Result<()> {
 
 fn exists(conn: &Connection, table: &str, account: &str, id: &str) -> Result<bool> {
     let sql = format!("SELECT 1 FROM {table} WHERE id = ?1 AND account = ?2");
-    Ok(conn.prepare_cached(&sql)?.query_row([id, account], |_| Ok(())).optional()?.is_some())
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id, account], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn table_of(id: &str) -> Option<(&'static str, &'static str)> {
@@ -109,7 +128,10 @@ fn delete_flow_logs_of(tx: &Transaction<'_>, account: &str, resource_id: &str) -
         "DELETE FROM tags WHERE resource_id IN (SELECT id FROM flow_logs WHERE account = ?1 AND resource_id = ?2)",
         [account, resource_id],
     )?;
-    tx.execute("DELETE FROM flow_logs WHERE account = ?1 AND resource_id = ?2", [account, resource_id])?;
+    tx.execute(
+        "DELETE FROM flow_logs WHERE account = ?1 AND resource_id = ?2",
+        [account, resource_id],
+    )?;
     Ok(())
 }
 
@@ -119,7 +141,11 @@ const FLOW_LOG_COLUMNS: &str = "seq, id, account, resource_id, resource_type, tr
 
 fn flow_log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, FlowLog)> {
     let corrupt = |i: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.to_string().into())
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            what.to_string().into(),
+        )
     };
     let rt: String = r.get(4)?;
     let tt: String = r.get(5)?;
@@ -149,7 +175,8 @@ fn flow_log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, FlowLog)> {
             log_format: r.get(12)?,
             max_aggregation_interval: r.get(13)?,
             creation_time_ms: r.get(14)?,
-            deliver_status: DeliverStatus::parse(&ds).ok_or_else(|| corrupt(15, "deliver_status"))?,
+            deliver_status: DeliverStatus::parse(&ds)
+                .ok_or_else(|| corrupt(15, "deliver_status"))?,
             deliver_error: r.get(16)?,
             tags: Vec::new(),
         },
@@ -244,7 +271,11 @@ impl Store for SqliteStore {
             if !exists(tx, "vpcs", account_id, id)? {
                 return Err(not_found("vpc", id));
             }
-            let subnets: i64 = tx.query_row("SELECT COUNT(*) FROM subnets WHERE vpc_id = ?1", [id], |r| r.get(0))?;
+            let subnets: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM subnets WHERE vpc_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
             if subnets > 0 {
                 return Err(StoreError::api(
                     "DependencyViolation",
@@ -319,7 +350,11 @@ impl Store for SqliteStore {
             if !exists(tx, "subnets", account_id, id)? {
                 return Err(not_found("subnet", id));
             }
-            let enis: i64 = tx.query_row("SELECT COUNT(*) FROM enis WHERE subnet_id = ?1", [id], |r| r.get(0))?;
+            let enis: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM enis WHERE subnet_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
             if enis > 0 {
                 return Err(StoreError::api(
                     "DependencyViolation",
@@ -442,11 +477,17 @@ impl Store for SqliteStore {
                     });
                 }
                 insert_tags(tx, id, tags)?;
-                let count: i64 = tx.query_row("SELECT COUNT(*) FROM tags WHERE resource_id = ?1", [id], |r| r.get(0))?;
+                let count: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM tags WHERE resource_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
                 if count > 50 {
                     return Err(StoreError::api(
                         "TagLimitExceeded",
-                        format!("The maximum number of tags (50) for resource {id} has been reached."),
+                        format!(
+                            "The maximum number of tags (50) for resource {id} has been reached."
+                        ),
                     ));
                 }
             }
@@ -454,10 +495,18 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete_tags(&self, account_id: &str, ids: &[String], tags: &[(String, Option<String>)]) -> Result<()> {
+    fn delete_tags(
+        &self,
+        account_id: &str,
+        ids: &[String],
+        tags: &[(String, Option<String>)],
+    ) -> Result<()> {
         self.write(|tx| {
             for id in ids {
-                let known = table_of(id).map(|(t, _)| exists(tx, t, account_id, id)).transpose()?.unwrap_or(false);
+                let known = table_of(id)
+                    .map(|(t, _)| exists(tx, t, account_id, id))
+                    .transpose()?
+                    .unwrap_or(false);
                 if !known {
                     return Err(match table_of(id) {
                         Some((_, kind)) if kind != "fl" => not_found(kind, id),
@@ -469,8 +518,14 @@ impl Store for SqliteStore {
                 }
                 for (k, v) in tags {
                     match v {
-                        Some(v) => tx.execute("DELETE FROM tags WHERE resource_id = ?1 AND key = ?2 AND value = ?3", [id, k, v])?,
-                        None => tx.execute("DELETE FROM tags WHERE resource_id = ?1 AND key = ?2", [id, k])?,
+                        Some(v) => tx.execute(
+                            "DELETE FROM tags WHERE resource_id = ?1 AND key = ?2 AND value = ?3",
+                            [id, k, v],
+                        )?,
+                        None => tx.execute(
+                            "DELETE FROM tags WHERE resource_id = ?1 AND key = ?2",
+                            [id, k],
+                        )?,
                     };
                 }
             }
@@ -478,7 +533,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn check_client_token(&self, account_id: &str, action: &str, token: &str, fingerprint: &str) -> Result<TokenCheck> {
+    fn check_client_token(
+        &self,
+        account_id: &str,
+        action: &str,
+        token: &str,
+        fingerprint: &str,
+    ) -> Result<TokenCheck> {
         self.read(|c| token_check(c, account_id, action, token, fingerprint))
     }
 
@@ -598,7 +659,8 @@ impl Store for SqliteStore {
     }
 
     fn describe_flow_logs(&self, q: &FlowLogQuery) -> Result<FlowLogPage> {
-        let mut sql = format!("SELECT {FLOW_LOG_COLUMNS} FROM flow_logs WHERE account = ? AND seq > ?");
+        let mut sql =
+            format!("SELECT {FLOW_LOG_COLUMNS} FROM flow_logs WHERE account = ? AND seq > ?");
         let mut binds: Vec<String> = vec![q.account_id.clone(), q.after_seq.to_string()];
         if !q.ids.is_empty() {
             sql.push_str(" AND id IN (");
@@ -614,11 +676,20 @@ impl Store for SqliteStore {
                 FlowLogField::LogDestinationType => any_of("dest_type", values, &mut binds),
                 FlowLogField::LogGroupName => any_of("log_group_name", values, &mut binds),
                 FlowLogField::DeliverLogsStatus => any_of("deliver_status", values, &mut binds),
-                FlowLogField::TagKey => format!("id IN (SELECT resource_id FROM tags WHERE {})", any_of("key", values, &mut binds)),
-                FlowLogField::TagValue => format!("id IN (SELECT resource_id FROM tags WHERE {})", any_of("value", values, &mut binds)),
+                FlowLogField::TagKey => format!(
+                    "id IN (SELECT resource_id FROM tags WHERE {})",
+                    any_of("key", values, &mut binds)
+                ),
+                FlowLogField::TagValue => format!(
+                    "id IN (SELECT resource_id FROM tags WHERE {})",
+                    any_of("value", values, &mut binds)
+                ),
                 FlowLogField::Tag(key) => {
                     binds.push(key.clone());
-                    format!("id IN (SELECT resource_id FROM tags WHERE key = ? AND {})", any_of("value", values, &mut binds))
+                    format!(
+                        "id IN (SELECT resource_id FROM tags WHERE key = ? AND {})",
+                        any_of("value", values, &mut binds)
+                    )
                 }
             };
             sql.push_str(" AND ");
@@ -632,7 +703,10 @@ impl Store for SqliteStore {
             let mut st = c.prepare_cached(&sql)?;
             // The seq bind is an integer; SQLite compares the text form numerically after
             // affinity conversion only for columns, so bind it as a number explicitly.
-            let mut values: Vec<rusqlite::types::Value> = binds.into_iter().map(rusqlite::types::Value::Text).collect();
+            let mut values: Vec<rusqlite::types::Value> = binds
+                .into_iter()
+                .map(rusqlite::types::Value::Text)
+                .collect();
             values[1] = rusqlite::types::Value::Integer(q.after_seq);
             let rows = st.query_map(params_from_iter(values), flow_log_row)?;
             let mut page: Vec<(i64, FlowLog)> = rows.collect::<std::result::Result<_, _>>()?;
@@ -648,11 +722,19 @@ impl Store for SqliteStore {
                 fl.tags = tags_of(c, &fl.id)?;
                 flow_logs.push(fl);
             }
-            Ok(FlowLogPage { flow_logs, next_seq })
+            Ok(FlowLogPage {
+                flow_logs,
+                next_seq,
+            })
         })
     }
 
-    fn set_deliver_status(&self, id: &str, status: DeliverStatus, error: Option<&str>) -> Result<()> {
+    fn set_deliver_status(
+        &self,
+        id: &str,
+        status: DeliverStatus,
+        error: Option<&str>,
+    ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "UPDATE flow_logs SET deliver_status = ?2, deliver_error = ?3 WHERE id = ?1",
@@ -664,9 +746,13 @@ impl Store for SqliteStore {
 
     fn all_flow_logs(&self) -> Result<Vec<FlowLog>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {FLOW_LOG_COLUMNS} FROM flow_logs ORDER BY seq"))?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {FLOW_LOG_COLUMNS} FROM flow_logs ORDER BY seq"
+            ))?;
             let rows = st.query_map([], flow_log_row)?;
-            Ok(rows.map(|r| r.map(|(_, f)| f)).collect::<std::result::Result<_, _>>()?)
+            Ok(rows
+                .map(|r| r.map(|(_, f)| f))
+                .collect::<std::result::Result<_, _>>()?)
         })
     }
 
@@ -717,7 +803,10 @@ impl Store for SqliteStore {
 
     fn set_network_interface_status(&self, id: &str, status: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute("UPDATE enis SET status = ?2 WHERE id = ?1 AND status != ?2", [id, status])?;
+            tx.execute(
+                "UPDATE enis SET status = ?2 WHERE id = ?1 AND status != ?2",
+                [id, status],
+            )?;
             Ok(())
         })
     }
@@ -730,7 +819,13 @@ fn mismatch() -> StoreError {
     )
 }
 
-fn token_check(c: &Connection, account: &str, action: &str, token: &str, fingerprint: &str) -> Result<TokenCheck> {
+fn token_check(
+    c: &Connection,
+    account: &str,
+    action: &str,
+    token: &str,
+    fingerprint: &str,
+) -> Result<TokenCheck> {
     let row: Option<(String, String)> = c
         .prepare_cached("SELECT fingerprint, response FROM client_tokens WHERE account = ?1 AND action = ?2 AND token = ?3")?
         .query_row([account, action, token], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -738,7 +833,9 @@ fn token_check(c: &Connection, account: &str, action: &str, token: &str, fingerp
     Ok(match row {
         None => TokenCheck::New,
         Some((fp, _)) if fp != fingerprint => TokenCheck::Mismatch,
-        Some((_, resp)) => TokenCheck::Replay(serde_json::from_str(&resp).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        Some((_, resp)) => TokenCheck::Replay(
+            serde_json::from_str(&resp).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ),
     })
 }
 
@@ -754,5 +851,8 @@ fn new_flow_log_id(tx: &Transaction<'_>, salt: usize) -> Result<String> {
 }
 
 fn exists_any(c: &Connection, id: &str) -> Result<bool> {
-    Ok(c.prepare_cached("SELECT 1 FROM flow_logs WHERE id = ?1")?.query_row([id], |_| Ok(())).optional()?.is_some())
+    Ok(c.prepare_cached("SELECT 1 FROM flow_logs WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }

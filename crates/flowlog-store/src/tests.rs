@@ -2,7 +2,10 @@
 
 use flowlog_model::{DeliverStatus, Destination, ResourceType, Subnet, TrafficType, Vpc};
 
-use crate::{FlowLogField, FlowLogQuery, NewFlowLogs, NewNetworkInterface, SqliteStore, Store, StoreError, TokenCheck};
+use crate::{
+    FlowLogField, FlowLogQuery, NewFlowLogs, NewNetworkInterface, SqliteStore, Store, StoreError,
+    TokenCheck,
+};
 
 const ACCT: &str = "123456789012";
 
@@ -44,7 +47,11 @@ fn s3_request(ids: &[&str], token: &str) -> NewFlowLogs {
         resource_type: ResourceType::Vpc,
         resource_ids: ids.iter().map(|s| s.to_string()).collect(),
         traffic_type: TrafficType::All,
-        destination: Destination::S3 { arn: "arn:aws:s3:::b1".into(), bucket: "b1".into(), prefix: String::new() },
+        destination: Destination::S3 {
+            arn: "arn:aws:s3:::b1".into(),
+            bucket: "b1".into(),
+            prefix: String::new(),
+        },
         log_format: None,
         max_aggregation_interval: None,
         tags: vec![],
@@ -67,11 +74,33 @@ fn code(e: StoreError) -> String {
 fn subnet_rules_and_dependencies() {
     let (_d, s) = store();
     s.create_vpc(&vpc("vpc-00000001")).unwrap();
-    s.create_subnet(&subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24")).unwrap();
-    assert_eq!(code(s.create_subnet(&subnet("subnet-00000002", "vpc-00000001", "10.0.1.128/25")).unwrap_err()), "InvalidSubnet.Conflict");
-    assert_eq!(code(s.create_subnet(&subnet("subnet-00000003", "vpc-00000001", "10.1.0.0/24")).unwrap_err()), "InvalidSubnet.Range");
-    assert_eq!(code(s.create_subnet(&subnet("subnet-00000004", "vpc-0000dead", "10.0.2.0/24")).unwrap_err()), "InvalidVpcID.NotFound");
-    assert_eq!(code(s.delete_vpc(ACCT, "vpc-00000001").unwrap_err()), "DependencyViolation");
+    s.create_subnet(&subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24"))
+        .unwrap();
+    assert_eq!(
+        code(
+            s.create_subnet(&subnet("subnet-00000002", "vpc-00000001", "10.0.1.128/25"))
+                .unwrap_err()
+        ),
+        "InvalidSubnet.Conflict"
+    );
+    assert_eq!(
+        code(
+            s.create_subnet(&subnet("subnet-00000003", "vpc-00000001", "10.1.0.0/24"))
+                .unwrap_err()
+        ),
+        "InvalidSubnet.Range"
+    );
+    assert_eq!(
+        code(
+            s.create_subnet(&subnet("subnet-00000004", "vpc-0000dead", "10.0.2.0/24"))
+                .unwrap_err()
+        ),
+        "InvalidVpcID.NotFound"
+    );
+    assert_eq!(
+        code(s.delete_vpc(ACCT, "vpc-00000001").unwrap_err()),
+        "DependencyViolation"
+    );
     let eni = s
         .create_network_interface(&NewNetworkInterface {
             id: "eni-00000001".into(),
@@ -86,7 +115,10 @@ fn subnet_rules_and_dependencies() {
         .unwrap();
     assert_eq!(eni.private_ip_address, "10.0.1.4");
     assert_eq!(s.subnets(ACCT).unwrap()[0].available_ip_address_count, 250);
-    assert_eq!(code(s.delete_subnet(ACCT, "subnet-00000001").unwrap_err()), "DependencyViolation");
+    assert_eq!(
+        code(s.delete_subnet(ACCT, "subnet-00000001").unwrap_err()),
+        "DependencyViolation"
+    );
     s.delete_network_interface(ACCT, "eni-00000001").unwrap();
     s.delete_subnet(ACCT, "subnet-00000001").unwrap();
     s.delete_vpc(ACCT, "vpc-00000001").unwrap();
@@ -97,24 +129,50 @@ fn subnet_rules_and_dependencies() {
 fn create_flow_logs_per_resource_outcomes_and_tokens() {
     let (_d, s) = store();
     s.create_vpc(&vpc("vpc-00000001")).unwrap();
-    let out = s.create_flow_logs(&s3_request(&["vpc-00000001", "vpc-0000dead"], "t1")).unwrap();
+    let out = s
+        .create_flow_logs(&s3_request(&["vpc-00000001", "vpc-0000dead"], "t1"))
+        .unwrap();
     assert_eq!(out.flow_log_ids.len(), 1);
     assert_eq!(out.unsuccessful[0].code, "InvalidVpcID.NotFound");
     // Replay: same answer, nothing new.
-    assert_eq!(s.create_flow_logs(&s3_request(&["vpc-00000001", "vpc-0000dead"], "t1")).unwrap(), out);
+    assert_eq!(
+        s.create_flow_logs(&s3_request(&["vpc-00000001", "vpc-0000dead"], "t1"))
+            .unwrap(),
+        out
+    );
     let mut changed = s3_request(&["vpc-00000001"], "t1");
     changed.fingerprint = "other".into();
-    assert_eq!(code(s.create_flow_logs(&changed).unwrap_err()), "IdempotentParameterMismatch");
-    assert_eq!(s.check_client_token(ACCT, "CreateFlowLogs", "t1", "other").unwrap(), TokenCheck::Mismatch);
+    assert_eq!(
+        code(s.create_flow_logs(&changed).unwrap_err()),
+        "IdempotentParameterMismatch"
+    );
+    assert_eq!(
+        s.check_client_token(ACCT, "CreateFlowLogs", "t1", "other")
+            .unwrap(),
+        TokenCheck::Mismatch
+    );
     // Duplicate, then the limit of two.
-    let dup = s.create_flow_logs(&s3_request(&["vpc-00000001"], "t2")).unwrap();
+    let dup = s
+        .create_flow_logs(&s3_request(&["vpc-00000001"], "t2"))
+        .unwrap();
     assert_eq!(dup.unsuccessful[0].code, "FlowLogAlreadyExists");
     let mut other = s3_request(&["vpc-00000001"], "t3");
-    other.destination = Destination::S3 { arn: "arn:aws:s3:::b1/sub/".into(), bucket: "b1".into(), prefix: "sub".into() };
+    other.destination = Destination::S3 {
+        arn: "arn:aws:s3:::b1/sub/".into(),
+        bucket: "b1".into(),
+        prefix: "sub".into(),
+    };
     assert_eq!(s.create_flow_logs(&other).unwrap().flow_log_ids.len(), 1);
     let mut third = s3_request(&["vpc-00000001"], "t4");
-    third.destination = Destination::S3 { arn: "arn:aws:s3:::b2".into(), bucket: "b2".into(), prefix: String::new() };
-    assert_eq!(s.create_flow_logs(&third).unwrap().unsuccessful[0].code, "FlowLogsLimitExceeded");
+    third.destination = Destination::S3 {
+        arn: "arn:aws:s3:::b2".into(),
+        bucket: "b2".into(),
+        prefix: String::new(),
+    };
+    assert_eq!(
+        s.create_flow_logs(&third).unwrap().unsuccessful[0].code,
+        "FlowLogsLimitExceeded"
+    );
     // Deleting the VPC removes its flow logs.
     s.delete_vpc(ACCT, "vpc-00000001").unwrap();
     assert!(s.all_flow_logs().unwrap().is_empty());
@@ -132,7 +190,11 @@ fn describe_filters_and_pages() {
         }
         s.create_flow_logs(&r).unwrap();
     }
-    let mut q = FlowLogQuery { account_id: ACCT.into(), limit: Some(5), ..Default::default() };
+    let mut q = FlowLogQuery {
+        account_id: ACCT.into(),
+        limit: Some(5),
+        ..Default::default()
+    };
     let mut seen = Vec::new();
     let mut sizes = Vec::new();
     loop {
@@ -157,9 +219,14 @@ fn describe_filters_and_pages() {
         ..Default::default()
     };
     let got = s.describe_flow_logs(&q).unwrap().flow_logs;
-    assert_eq!(got.len(), 6, "odd ids among vpc-00000000..0b all match the pattern");
+    assert_eq!(
+        got.len(),
+        6,
+        "odd ids among vpc-00000000..0b all match the pattern"
+    );
     let id = got[0].id.clone();
-    s.set_deliver_status(&id, DeliverStatus::Failed, Some("Access error")).unwrap();
+    s.set_deliver_status(&id, DeliverStatus::Failed, Some("Access error"))
+        .unwrap();
     let q = FlowLogQuery {
         account_id: ACCT.into(),
         conditions: vec![(FlowLogField::DeliverLogsStatus, vec!["FAILED".into()])],
@@ -168,7 +235,11 @@ fn describe_filters_and_pages() {
     let failed = s.describe_flow_logs(&q).unwrap().flow_logs;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].deliver_error.as_deref(), Some("Access error"));
-    assert_eq!(s.delete_flow_logs(ACCT, &[id.clone(), "fl-00000000".into()]).unwrap(), vec!["fl-00000000".to_string()]);
+    assert_eq!(
+        s.delete_flow_logs(ACCT, &[id.clone(), "fl-00000000".into()])
+            .unwrap(),
+        vec!["fl-00000000".to_string()]
+    );
 }
 
 #[test]
@@ -178,10 +249,14 @@ fn state_survives_reopen() {
     {
         let s = SqliteStore::open(&path).unwrap();
         s.create_vpc(&vpc("vpc-00000001")).unwrap();
-        s.create_flow_logs(&s3_request(&["vpc-00000001"], "t")).unwrap();
+        s.create_flow_logs(&s3_request(&["vpc-00000001"], "t"))
+            .unwrap();
     }
     let s = SqliteStore::open(&path).unwrap();
-    assert_eq!(s.vpcs(ACCT).unwrap()[0].tags, vec![("Name".to_string(), "vpc-00000001".to_string())]);
+    assert_eq!(
+        s.vpcs(ACCT).unwrap()[0].tags,
+        vec![("Name".to_string(), "vpc-00000001".to_string())]
+    );
     assert_eq!(s.all_flow_logs().unwrap().len(), 1);
 }
 
@@ -203,13 +278,20 @@ fn register_upserts_and_keeps_user_tags() {
         status: "in-use".into(),
         tags: vec![("flowlog:interface".into(), "eth0".into())],
     };
-    s.register(&[v.clone()], &[sn.clone()], &[eni.clone()]).unwrap();
-    s.create_tags(ACCT, &[eni.id.clone()], &vec![("team".into(), "net".into())]).unwrap();
+    s.register(&[v.clone()], &[sn.clone()], &[eni.clone()])
+        .unwrap();
+    s.create_tags(
+        ACCT,
+        &[eni.id.clone()],
+        &vec![("team".into(), "net".into())],
+    )
+    .unwrap();
     sn.tags = vec![];
     s.register(&[v], &[sn], &[eni]).unwrap();
     let got = s.all_network_interfaces().unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].tags.len(), 2);
-    s.set_network_interface_status("eni-00000001", "available").unwrap();
+    s.set_network_interface_status("eni-00000001", "available")
+        .unwrap();
     assert_eq!(s.network_interfaces(ACCT).unwrap()[0].status, "available");
 }

@@ -14,9 +14,19 @@ use crate::BucketStatus;
 const MAX_RESOURCE_IDS: usize = 1000;
 
 const SCHEMA: &[&str] = &[
-    "ClientToken", "DeliverLogsPermissionArn", "LogGroupName", "ResourceId.N", "ResourceType", "TrafficType",
-    "LogDestinationType", "LogDestination", "LogFormat", "MaxAggregationInterval",
-    "TagSpecification.N.ResourceType", "TagSpecification.N.Tag.N.Key", "TagSpecification.N.Tag.N.Value",
+    "ClientToken",
+    "DeliverLogsPermissionArn",
+    "LogGroupName",
+    "ResourceId.N",
+    "ResourceType",
+    "TrafficType",
+    "LogDestinationType",
+    "LogDestination",
+    "LogFormat",
+    "MaxAggregationInterval",
+    "TagSpecification.N.ResourceType",
+    "TagSpecification.N.Tag.N.Key",
+    "TagSpecification.N.Tag.N.Value",
 ];
 
 pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
@@ -24,7 +34,12 @@ pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     let req = parse(ctx)?;
     ctx.dry_run()?;
     let api = ctx.api;
-    match api.store.check_client_token(ctx.account(), "CreateFlowLogs", &req.client_token, &req.fingerprint)? {
+    match api.store.check_client_token(
+        ctx.account(),
+        "CreateFlowLogs",
+        &req.client_token,
+        &req.fingerprint,
+    )? {
         TokenCheck::Replay(outcome) => return Ok(render(ctx, &outcome)),
         TokenCheck::Mismatch => {
             return Err(ApiError::bad_request(
@@ -61,7 +76,10 @@ fn render(ctx: &Ctx<'_>, o: &flowlog_store::CreateOutcome) -> String {
     x.leaf("clientToken", &o.client_token);
     x.string_list("flowLogIdSet", &o.flow_log_ids);
     x.list("unsuccessful", &o.unsuccessful, |x, u| {
-        x.open("error").leaf("code", &u.code).leaf("message", &u.message).close("error");
+        x.open("error")
+            .leaf("code", &u.code)
+            .leaf("message", &u.message)
+            .close("error");
         x.leaf("resourceId", &u.resource_id);
     });
     x.finish("CreateFlowLogs")
@@ -78,33 +96,54 @@ fn parse(ctx: &Ctx<'_>) -> Result<NewFlowLogs, ApiError> {
     let traffic_type = p.required("TrafficType")?;
     // Rule 6: enums, case-sensitive.
     let resource_type = ResourceType::parse(resource_type).ok_or_else(|| {
-        ApiError::invalid_value("ResourceType", resource_type, "Valid values are VPC, Subnet and NetworkInterface.")
+        ApiError::invalid_value(
+            "ResourceType",
+            resource_type,
+            "Valid values are VPC, Subnet and NetworkInterface.",
+        )
     })?;
     let traffic_type = TrafficType::parse(traffic_type).ok_or_else(|| {
-        ApiError::invalid_value("TrafficType", traffic_type, "Valid values are ACCEPT, REJECT and ALL.")
+        ApiError::invalid_value(
+            "TrafficType",
+            traffic_type,
+            "Valid values are ACCEPT, REJECT and ALL.",
+        )
     })?;
     let dest_type = match p.get("LogDestinationType") {
         None => LogDestinationType::CloudWatchLogs,
         Some(v) => LogDestinationType::parse(v).ok_or_else(|| {
-            ApiError::invalid_value("LogDestinationType", v, "Valid values are cloud-watch-logs and s3.")
+            ApiError::invalid_value(
+                "LogDestinationType",
+                v,
+                "Valid values are cloud-watch-logs and s3.",
+            )
         })?,
     };
     // Rule 7.
     if ids.len() > MAX_RESOURCE_IDS {
         return Err(ApiError::bad_request(
             "InvalidParameterValue",
-            format!("The number of resource IDs ({}) exceeds the maximum of {MAX_RESOURCE_IDS}.", ids.len()),
+            format!(
+                "The number of resource IDs ({}) exceeds the maximum of {MAX_RESOURCE_IDS}.",
+                ids.len()
+            ),
         ));
     }
     // Rule 8.
     for id in &ids {
         if !flowlog_model::ids::is_valid(resource_type.id_kind(), id) {
-            return Err(ApiError::invalid_parameter(format!("Invalid Resource id {id} for resource-type {resource_type}")));
+            return Err(ApiError::invalid_parameter(format!(
+                "Invalid Resource id {id} for resource-type {resource_type}"
+            )));
         }
     }
     let client_token = match p.get("ClientToken") {
         Some(t) if t.len() > 64 || !t.is_ascii() => {
-            return Err(ApiError::invalid_value("ClientToken", t, "Client tokens are at most 64 ASCII characters."))
+            return Err(ApiError::invalid_value(
+                "ClientToken",
+                t,
+                "Client tokens are at most 64 ASCII characters.",
+            ))
         }
         Some(t) if !t.is_empty() => t.to_string(),
         _ => generated_token(),
@@ -113,13 +152,20 @@ fn parse(ctx: &Ctx<'_>) -> Result<NewFlowLogs, ApiError> {
     let max_aggregation_interval = match p.int("MaxAggregationInterval")? {
         None => None,
         Some(v @ (60 | 600)) => Some(v as u32),
-        Some(_) => return Err(ApiError::invalid_parameter("Invalid Flow Log Max Aggregation Interval")),
+        Some(_) => {
+            return Err(ApiError::invalid_parameter(
+                "Invalid Flow Log Max Aggregation Interval",
+            ))
+        }
     };
     let log_format = p.get("LogFormat").map(check_log_format).transpose()?;
     let tags = super::tag_specifications(p, "vpc-flow-log")?;
     let fingerprint = p
         .iter()
-        .filter(|(k, _)| !matches!(*k, "ClientToken" | "DryRun" | "Action" | "Version") && !k.starts_with("X-Amz-"))
+        .filter(|(k, _)| {
+            !matches!(*k, "ClientToken" | "DryRun" | "Action" | "Version")
+                && !k.starts_with("X-Amz-")
+        })
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
@@ -147,18 +193,26 @@ fn destination(ctx: &Ctx<'_>, kind: LogDestinationType) -> Result<Destination, A
     let dest = p.optional("LogDestination");
     let role = p.optional("DeliverLogsPermissionArn");
     if group.is_some() && dest.is_some() {
-        return Err(ApiError::invalid_parameter("Please only provide LogGroupName or only provide LogDestination."));
+        return Err(ApiError::invalid_parameter(
+            "Please only provide LogGroupName or only provide LogDestination.",
+        ));
     }
     if group.is_none() && dest.is_none() {
-        return Err(ApiError::invalid_parameter("LogDestination can't be empty if LogGroupName is not provided."));
+        return Err(ApiError::invalid_parameter(
+            "LogDestination can't be empty if LogGroupName is not provided.",
+        ));
     }
     match kind {
         LogDestinationType::S3 => {
             if group.is_some() {
-                return Err(ApiError::invalid_parameter("LogDestination type must be cloud-watch-logs if LogGroupName is provided."));
+                return Err(ApiError::invalid_parameter(
+                    "LogDestination type must be cloud-watch-logs if LogGroupName is provided.",
+                ));
             }
             if role.is_some() {
-                return Err(ApiError::invalid_parameter("DeliverLogsPermissionArn is not applicable for s3 delivery"));
+                return Err(ApiError::invalid_parameter(
+                    "DeliverLogsPermissionArn is not applicable for s3 delivery",
+                ));
             }
             let arn = dest.unwrap_or_default();
             let (bucket, prefix) = parse_s3_arn(arn).ok_or_else(|| {
@@ -171,7 +225,11 @@ fn destination(ctx: &Ctx<'_>, kind: LogDestinationType) -> Result<Destination, A
                     "LogDestination: AWSLogs is a reserved folder name and cannot be used as the subfolder of the bucket.",
                 ));
             }
-            Ok(Destination::S3 { arn: arn.to_string(), bucket, prefix })
+            Ok(Destination::S3 {
+                arn: arn.to_string(),
+                bucket,
+                prefix,
+            })
         }
         LogDestinationType::CloudWatchLogs => {
             let role = role.ok_or_else(|| {
@@ -192,7 +250,11 @@ fn destination(ctx: &Ctx<'_>, kind: LogDestinationType) -> Result<Destination, A
                     "LogGroupName: {group} is not a valid log group name (1 to 512 characters of letters, digits, '_', '-', '/', '.', '#')."
                 )));
             }
-            Ok(Destination::CloudWatchLogs { group, arn, role_arn: role.to_string() })
+            Ok(Destination::CloudWatchLogs {
+                group,
+                arn,
+                role_arn: role.to_string(),
+            })
         }
     }
 }
@@ -212,7 +274,9 @@ pub fn parse_s3_arn(arn: &str) -> Option<(String, String)> {
     // Lenient on length and case so legacy bucket names still work; strict on characters
     // that could escape the key layout or the local folder.
     let valid = (1..=255).contains(&bucket.len())
-        && bucket.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+        && bucket
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
         && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
         && !bucket.contains("..");
     if !valid || prefix.contains("//") || prefix.split('/').any(|seg| seg == ".." || seg == ".") {
@@ -228,14 +292,21 @@ fn log_group_from_arn(ctx: &Ctx<'_>, arn: &str) -> Result<String, ApiError> {
         ))
     };
     let parts: Vec<&str> = arn.splitn(7, ':').collect();
-    if parts.len() != 7 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "logs" || parts[5] != "log-group" {
+    if parts.len() != 7
+        || parts[0] != "arn"
+        || !parts[1].starts_with("aws")
+        || parts[2] != "logs"
+        || parts[5] != "log-group"
+    {
         return Err(bad());
     }
     if parts[6].ends_with(":*") || parts[6].contains(':') || parts[6].is_empty() {
         return Err(bad());
     }
     if parts[3] != ctx.api.config.region {
-        return Err(ApiError::invalid_parameter("LogDestination must be in the same region as the API caller."));
+        return Err(ApiError::invalid_parameter(
+            "LogDestination must be in the same region as the API caller.",
+        ));
     }
     Ok(parts[6].to_string())
 }
@@ -249,12 +320,15 @@ fn valid_role_arn(arn: &str) -> bool {
         && parts[3].is_empty()
         && parts[4].len() == 12
         && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5].strip_prefix("role/").is_some_and(|n| !n.is_empty())
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty())
 }
 
 fn valid_group_name(g: &str) -> bool {
     (1..=512).contains(&g.len())
-        && g.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/' | b'#'))
+        && g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/' | b'#'))
 }
 
 /// `LogFormat`: `${field}` tokens separated by single spaces, each a field we can produce.
@@ -262,7 +336,10 @@ fn check_log_format(f: &str) -> Result<String, ApiError> {
     if RecordFormat::parse(f).is_some() {
         return Ok(f.to_string());
     }
-    let supported: Vec<String> = Field::ALL.iter().map(|k| format!("${{{}}}", k.name())).collect();
+    let supported: Vec<String> = Field::ALL
+        .iter()
+        .map(|k| format!("${{{}}}", k.name()))
+        .collect();
     Err(ApiError::invalid_parameter(format!(
         "LogFormat '{f}' is not valid: use ${{field}} tokens separated by single spaces. Supported fields: {}.",
         supported.join(" ")
@@ -284,9 +361,18 @@ mod tests {
 
     #[test]
     fn s3_arns() {
-        assert_eq!(parse_s3_arn("arn:aws:s3:::b1"), Some(("b1".into(), "".into())));
-        assert_eq!(parse_s3_arn("arn:aws:s3:::my-bucket/my-logs/"), Some(("my-bucket".into(), "my-logs".into())));
-        assert_eq!(parse_s3_arn("arn:aws:s3:::bkt/a/b"), Some(("bkt".into(), "a/b".into())));
+        assert_eq!(
+            parse_s3_arn("arn:aws:s3:::b1"),
+            Some(("b1".into(), "".into()))
+        );
+        assert_eq!(
+            parse_s3_arn("arn:aws:s3:::my-bucket/my-logs/"),
+            Some(("my-bucket".into(), "my-logs".into()))
+        );
+        assert_eq!(
+            parse_s3_arn("arn:aws:s3:::bkt/a/b"),
+            Some(("bkt".into(), "a/b".into()))
+        );
         assert_eq!(parse_s3_arn("my-plain-bucket-name"), None);
         assert_eq!(parse_s3_arn("arn:aws:s3:::../x"), None);
         assert_eq!(parse_s3_arn("arn:aws:s3:::"), None);

@@ -7,7 +7,12 @@ use crate::xml::Xml;
 
 pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     ctx.schema(&["FlowLogId.N"])?;
-    let ids: Vec<String> = ctx.params.list("FlowLogId").into_iter().map(str::to_string).collect();
+    let ids: Vec<String> = ctx
+        .params
+        .list("FlowLogId")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     if ids.is_empty() {
         return Err(ApiError::bad_request(
             "InvalidParameterValue",

@@ -13,9 +13,19 @@ use crate::xml::Xml;
 const TOKEN_PREFIX: &str = "fl1.";
 
 pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
-    ctx.schema(&["Filter.N.Name", "Filter.N.Value.N", "FlowLogId.N", "MaxResults", "NextToken"])?;
+    ctx.schema(&[
+        "Filter.N.Name",
+        "Filter.N.Value.N",
+        "FlowLogId.N",
+        "MaxResults",
+        "NextToken",
+    ])?;
     let p = ctx.params;
-    let ids: Vec<String> = p.list("FlowLogId").into_iter().map(str::to_string).collect();
+    let ids: Vec<String> = p
+        .list("FlowLogId")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let max = p.int("MaxResults")?;
     if max.is_some() && !ids.is_empty() {
         return Err(ApiError::bad_request(

@@ -113,13 +113,20 @@ pub fn well_formed(kind: flowlog_model::IdKind, id: &str, code: &str) -> Result<
 
 /// Tags given at creation: `TagSpecification.N.ResourceType` + `TagSpecification.N.Tag.M.*`,
 /// keeping only the specifications for `resource_type`.
-pub fn tag_specifications(params: &Params, resource_type: &str) -> Result<Vec<(String, String)>, ApiError> {
+pub fn tag_specifications(
+    params: &Params,
+    resource_type: &str,
+) -> Result<Vec<(String, String)>, ApiError> {
     let mut out = Vec::new();
     for i in params.struct_indices("TagSpecification") {
         let base = format!("TagSpecification.{i}");
-        let rt = params.get(&format!("{base}.ResourceType")).unwrap_or_default();
+        let rt = params
+            .get(&format!("{base}.ResourceType"))
+            .unwrap_or_default();
         if rt.is_empty() {
-            return Err(ApiError::invalid_parameter("Tag specification resource type must have a value"));
+            return Err(ApiError::invalid_parameter(
+                "Tag specification resource type must have a value",
+            ));
         }
         if rt != resource_type {
             return Err(ApiError::bad_request(
@@ -129,7 +136,10 @@ pub fn tag_specifications(params: &Params, resource_type: &str) -> Result<Vec<(S
         }
         let tags = tags::read_tags(params, &format!("{base}.Tag"), true)?;
         if tags.is_empty() {
-            return Err(ApiError::bad_request("InvalidParameterValue", "Tag specification must have at least one tag"));
+            return Err(ApiError::bad_request(
+                "InvalidParameterValue",
+                "Tag specification must have at least one tag",
+            ));
         }
         for (k, v) in tags {
             out.push((k, v.unwrap_or_default()));
@@ -154,7 +164,8 @@ pub fn filter_resources<T>(
 ) -> Result<Vec<T>, ApiError> {
     for f in filters {
         let tag = f.name.starts_with("tag:") && f.name.len() > 4;
-        if !tag && !known.contains(&f.name.as_str()) && f.name != "tag-key" && f.name != "tag-value" {
+        if !tag && !known.contains(&f.name.as_str()) && f.name != "tag-key" && f.name != "tag-value"
+        {
             return Err(ApiError::invalid_filter(&f.name));
         }
     }
@@ -172,7 +183,12 @@ pub fn filter_resources<T>(
 /// Values of the generic tag filters for a resource's tags.
 pub fn tag_filter_values(tags: &[(String, String)], name: &str) -> Option<Vec<String>> {
     if let Some(key) = name.strip_prefix("tag:") {
-        return Some(tags.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect());
+        return Some(
+            tags.iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .collect(),
+        );
     }
     match name {
         "tag-key" => Some(tags.iter().map(|(k, _)| k.clone()).collect()),
@@ -182,11 +198,26 @@ pub fn tag_filter_values(tags: &[(String, String)], name: &str) -> Option<Vec<St
 }
 
 /// The IDs asked for by `<Name>.N` that do not exist, as the `*.NotFound` error of Describe.
-pub fn require_known(asked: &[&str], known: &[&str], code: &str, what: &str) -> Result<(), ApiError> {
-    let missing: Vec<&str> = asked.iter().copied().filter(|a| !known.contains(a)).collect();
+pub fn require_known(
+    asked: &[&str],
+    known: &[&str],
+    code: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    let missing: Vec<&str> = asked
+        .iter()
+        .copied()
+        .filter(|a| !known.contains(a))
+        .collect();
     match missing.as_slice() {
         [] => Ok(()),
-        [one] => Err(ApiError::bad_request(code, format!("The {what} ID '{one}' does not exist"))),
-        many => Err(ApiError::bad_request(code, format!("The {what} IDs '{}' do not exist", many.join(", ")))),
+        [one] => Err(ApiError::bad_request(
+            code,
+            format!("The {what} ID '{one}' does not exist"),
+        )),
+        many => Err(ApiError::bad_request(
+            code,
+            format!("The {what} IDs '{}' do not exist", many.join(", ")),
+        )),
     }
 }

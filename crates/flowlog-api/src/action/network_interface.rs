@@ -12,9 +12,16 @@ use crate::xml::Xml;
 
 pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     let mut schema = vec![
-        "SubnetId", "Description", "PrivateIpAddress", "SecurityGroupId.N",
-        "PrivateIpAddresses.N.PrivateIpAddress", "PrivateIpAddresses.N.Primary",
-        "SecondaryPrivateIpAddressCount", "Ipv6AddressCount", "Ipv6Addresses.N.Ipv6Address", "ClientToken",
+        "SubnetId",
+        "Description",
+        "PrivateIpAddress",
+        "SecurityGroupId.N",
+        "PrivateIpAddresses.N.PrivateIpAddress",
+        "PrivateIpAddresses.N.Primary",
+        "SecondaryPrivateIpAddressCount",
+        "Ipv6AddressCount",
+        "Ipv6Addresses.N.Ipv6Address",
+        "ClientToken",
     ];
     schema.extend(super::TAG_SPEC_SCHEMA);
     ctx.schema(&schema)?;
@@ -25,21 +32,33 @@ pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         })?),
         None => None,
     };
-    let groups: Vec<String> = ctx.params.list("SecurityGroupId").into_iter().map(str::to_string).collect();
+    let groups: Vec<String> = ctx
+        .params
+        .list("SecurityGroupId")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let tags = super::tag_specifications(ctx.params, "network-interface")?;
     ctx.dry_run()?;
     super::well_formed(IdKind::Subnet, subnet_id, "InvalidSubnetID.Malformed")?;
     let id = new_id(IdKind::NetworkInterface);
-    let eni = ctx.api.store.create_network_interface(&NewNetworkInterface {
-        mac_address: mac_for(&id),
-        id,
-        account_id: ctx.account().to_string(),
-        subnet_id: subnet_id.to_string(),
-        description: ctx.params.get("Description").unwrap_or_default().to_string(),
-        private_ip_address: ip,
-        security_group_ids: groups,
-        tags,
-    })?;
+    let eni = ctx
+        .api
+        .store
+        .create_network_interface(&NewNetworkInterface {
+            mac_address: mac_for(&id),
+            id,
+            account_id: ctx.account().to_string(),
+            subnet_id: subnet_id.to_string(),
+            description: ctx
+                .params
+                .get("Description")
+                .unwrap_or_default()
+                .to_string(),
+            private_ip_address: ip,
+            security_group_ids: groups,
+            tags,
+        })?;
     let mut x = Xml::response("CreateNetworkInterface", ctx.request_id);
     x.open("networkInterface");
     write_eni(&mut x, &eni, &ctx.api.config.region);
@@ -93,20 +112,45 @@ fn write_eni(x: &mut Xml, e: &NetworkInterface, region: &str) {
 }
 
 const FILTERS: &[&str] = &[
-    "network-interface-id", "subnet-id", "vpc-id", "private-ip-address", "addresses.private-ip-address",
-    "availability-zone", "status", "description", "mac-address", "owner-id", "group-id", "interface-type",
-    "requester-managed", "source-dest-check",
+    "network-interface-id",
+    "subnet-id",
+    "vpc-id",
+    "private-ip-address",
+    "addresses.private-ip-address",
+    "availability-zone",
+    "status",
+    "description",
+    "mac-address",
+    "owner-id",
+    "group-id",
+    "interface-type",
+    "requester-managed",
+    "source-dest-check",
 ];
 
 pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
-    ctx.schema(&["NetworkInterfaceId.N", "Filter.N.Name", "Filter.N.Value.N", "MaxResults", "NextToken"])?;
+    ctx.schema(&[
+        "NetworkInterfaceId.N",
+        "Filter.N.Name",
+        "Filter.N.Value.N",
+        "MaxResults",
+        "NextToken",
+    ])?;
     let ids = ctx.params.list("NetworkInterfaceId");
     let filters = filters(ctx.params)?;
     let all = ctx.api.store.network_interfaces(ctx.account())?;
     ctx.dry_run()?;
     let known: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
-    require_known(&ids, &known, "InvalidNetworkInterfaceID.NotFound", "networkInterface")?;
-    let all: Vec<NetworkInterface> = all.into_iter().filter(|e| ids.is_empty() || ids.contains(&e.id.as_str())).collect();
+    require_known(
+        &ids,
+        &known,
+        "InvalidNetworkInterfaceID.NotFound",
+        "networkInterface",
+    )?;
+    let all: Vec<NetworkInterface> = all
+        .into_iter()
+        .filter(|e| ids.is_empty() || ids.contains(&e.id.as_str()))
+        .collect();
     let enis = filter_resources(all, &filters, FILTERS, |e, name| {
         if let Some(t) = tag_filter_values(&e.tags, name) {
             return t;
@@ -115,7 +159,9 @@ pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
             "network-interface-id" => vec![e.id.clone()],
             "subnet-id" => vec![e.subnet_id.clone()],
             "vpc-id" => vec![e.vpc_id.clone()],
-            "private-ip-address" | "addresses.private-ip-address" => vec![e.private_ip_address.clone()],
+            "private-ip-address" | "addresses.private-ip-address" => {
+                vec![e.private_ip_address.clone()]
+            }
             "availability-zone" => vec![e.availability_zone.clone()],
             "status" => vec![e.status.clone()],
             "description" => vec![e.description.clone()],
@@ -130,14 +176,20 @@ pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     })?;
     let region = ctx.api.config.region.clone();
     let mut x = Xml::response("DescribeNetworkInterfaces", ctx.request_id);
-    x.list("networkInterfaceSet", &enis, |x, e| write_eni(x, e, &region));
+    x.list("networkInterfaceSet", &enis, |x, e| {
+        write_eni(x, e, &region)
+    });
     Ok(x.finish("DescribeNetworkInterfaces"))
 }
 
 pub fn delete(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     ctx.schema(&["NetworkInterfaceId"])?;
     let id = ctx.params.required("NetworkInterfaceId")?;
-    super::well_formed(IdKind::NetworkInterface, id, "InvalidNetworkInterfaceId.Malformed")?;
+    super::well_formed(
+        IdKind::NetworkInterface,
+        id,
+        "InvalidNetworkInterfaceId.Malformed",
+    )?;
     ctx.dry_run()?;
     ctx.api.store.delete_network_interface(ctx.account(), id)?;
     Ok(super::return_true(ctx, "DeleteNetworkInterface"))

@@ -9,20 +9,41 @@ use crate::query::filters;
 use crate::xml::Xml;
 
 pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
-    let mut schema = vec!["VpcId", "CidrBlock", "AvailabilityZone", "AvailabilityZoneId", "Ipv6CidrBlock"];
+    let mut schema = vec![
+        "VpcId",
+        "CidrBlock",
+        "AvailabilityZone",
+        "AvailabilityZoneId",
+        "Ipv6CidrBlock",
+    ];
     schema.extend(super::TAG_SPEC_SCHEMA);
     ctx.schema(&schema)?;
     let vpc_id = ctx.params.required("VpcId")?;
     let cidr = ctx.params.required("CidrBlock")?;
-    let block = Cidr4::parse(cidr)
-        .ok_or_else(|| ApiError::invalid_value("cidrBlock", cidr, "This is not a valid CIDR block."))?;
+    let block = Cidr4::parse(cidr).ok_or_else(|| {
+        ApiError::invalid_value("cidrBlock", cidr, "This is not a valid CIDR block.")
+    })?;
     if !(16..=28).contains(&block.prefix) {
-        return Err(ApiError::bad_request("InvalidSubnet.Range", format!("The CIDR '{cidr}' is invalid.")));
+        return Err(ApiError::bad_request(
+            "InvalidSubnet.Range",
+            format!("The CIDR '{cidr}' is invalid."),
+        ));
     }
     let region = &ctx.api.config.region;
-    let az = ctx.params.optional("AvailabilityZone").map(str::to_string).unwrap_or_else(|| format!("{region}a"));
-    if !az.starts_with(region.as_str()) || az.len() != region.len() + 1 || !az.ends_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(ApiError::invalid_value("AvailabilityZone", &az, &format!("Expecting a zone of {region}, such as {region}a.")));
+    let az = ctx
+        .params
+        .optional("AvailabilityZone")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{region}a"));
+    if !az.starts_with(region.as_str())
+        || az.len() != region.len() + 1
+        || !az.ends_with(|c: char| c.is_ascii_lowercase())
+    {
+        return Err(ApiError::invalid_value(
+            "AvailabilityZone",
+            &az,
+            &format!("Expecting a zone of {region}, such as {region}a."),
+        ));
     }
     let tags = super::tag_specifications(ctx.params, "subnet")?;
     ctx.dry_run()?;
@@ -48,7 +69,15 @@ pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
 
 fn write_subnet(x: &mut Xml, s: &Subnet, state: &str) {
     x.leaf("subnetId", &s.id)
-        .leaf("subnetArn", &format!("arn:aws:ec2:{}:{}:subnet/{}", &s.availability_zone[..s.availability_zone.len() - 1], s.account_id, s.id))
+        .leaf(
+            "subnetArn",
+            &format!(
+                "arn:aws:ec2:{}:{}:subnet/{}",
+                &s.availability_zone[..s.availability_zone.len() - 1],
+                s.account_id,
+                s.id
+            ),
+        )
         .leaf("ownerId", &s.account_id)
         .leaf("state", state)
         .leaf("vpcId", &s.vpc_id)
@@ -65,19 +94,38 @@ fn write_subnet(x: &mut Xml, s: &Subnet, state: &str) {
 }
 
 const FILTERS: &[&str] = &[
-    "subnet-id", "vpc-id", "cidr", "cidr-block", "cidrBlock", "availability-zone", "availabilityZone",
-    "state", "default-for-az", "defaultForAz", "owner-id", "available-ip-address-count",
+    "subnet-id",
+    "vpc-id",
+    "cidr",
+    "cidr-block",
+    "cidrBlock",
+    "availability-zone",
+    "availabilityZone",
+    "state",
+    "default-for-az",
+    "defaultForAz",
+    "owner-id",
+    "available-ip-address-count",
 ];
 
 pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
-    ctx.schema(&["SubnetId.N", "Filter.N.Name", "Filter.N.Value.N", "MaxResults", "NextToken"])?;
+    ctx.schema(&[
+        "SubnetId.N",
+        "Filter.N.Name",
+        "Filter.N.Value.N",
+        "MaxResults",
+        "NextToken",
+    ])?;
     let ids = ctx.params.list("SubnetId");
     let filters = filters(ctx.params)?;
     let all = ctx.api.store.subnets(ctx.account())?;
     ctx.dry_run()?;
     let known: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
     require_known(&ids, &known, "InvalidSubnetID.NotFound", "subnet")?;
-    let all: Vec<Subnet> = all.into_iter().filter(|s| ids.is_empty() || ids.contains(&s.id.as_str())).collect();
+    let all: Vec<Subnet> = all
+        .into_iter()
+        .filter(|s| ids.is_empty() || ids.contains(&s.id.as_str()))
+        .collect();
     let subnets = filter_resources(all, &filters, FILTERS, |s, name| {
         if let Some(t) = tag_filter_values(&s.tags, name) {
             return t;
@@ -96,7 +144,9 @@ pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         vec![one]
     })?;
     let mut x = Xml::response("DescribeSubnets", ctx.request_id);
-    x.list("subnetSet", &subnets, |x, s| write_subnet(x, s, "available"));
+    x.list("subnetSet", &subnets, |x, s| {
+        write_subnet(x, s, "available")
+    });
     Ok(x.finish("DescribeSubnets"))
 }
 

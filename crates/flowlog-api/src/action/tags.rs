@@ -6,12 +6,22 @@ use crate::query::Params;
 
 /// Reads `<prefix>.N.Key` / `<prefix>.N.Value`. A key is 1..128 characters and may not start
 /// with `aws:`; a value is at most 256. With `value_required` a missing value is empty.
-pub fn read_tags(params: &Params, prefix: &str, value_required: bool) -> Result<Vec<(String, Option<String>)>, ApiError> {
+pub fn read_tags(
+    params: &Params,
+    prefix: &str,
+    value_required: bool,
+) -> Result<Vec<(String, Option<String>)>, ApiError> {
     let mut out = Vec::new();
     for i in params.struct_indices(prefix) {
-        let key = params.get(&format!("{prefix}.{i}.Key")).ok_or_else(|| ApiError::missing(&format!("{prefix}.{i}.Key")))?;
+        let key = params
+            .get(&format!("{prefix}.{i}.Key"))
+            .ok_or_else(|| ApiError::missing(&format!("{prefix}.{i}.Key")))?;
         if key.is_empty() || key.chars().count() > 128 {
-            return Err(ApiError::invalid_value("Tag.Key", key, "Tag keys must be 1 to 128 characters."));
+            return Err(ApiError::invalid_value(
+                "Tag.Key",
+                key,
+                "Tag keys must be 1 to 128 characters.",
+            ));
         }
         if key.to_ascii_lowercase().starts_with("aws:") {
             return Err(ApiError::bad_request(
@@ -19,20 +29,35 @@ pub fn read_tags(params: &Params, prefix: &str, value_required: bool) -> Result<
                 "Tag keys starting with 'aws:' are reserved for internal use",
             ));
         }
-        let value = params.get(&format!("{prefix}.{i}.Value")).map(str::to_string);
+        let value = params
+            .get(&format!("{prefix}.{i}.Value"))
+            .map(str::to_string);
         if let Some(v) = &value {
             if v.chars().count() > 256 {
-                return Err(ApiError::invalid_value("Tag.Value", v, "Tag values may be at most 256 characters."));
+                return Err(ApiError::invalid_value(
+                    "Tag.Value",
+                    v,
+                    "Tag values may be at most 256 characters.",
+                ));
             }
         }
-        let value = if value_required { Some(value.unwrap_or_default()) } else { value };
+        let value = if value_required {
+            Some(value.unwrap_or_default())
+        } else {
+            value
+        };
         out.push((key.to_string(), value));
     }
     Ok(out)
 }
 
 fn resource_ids(ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
-    let ids: Vec<String> = ctx.params.list("ResourceId").into_iter().map(str::to_string).collect();
+    let ids: Vec<String> = ctx
+        .params
+        .list("ResourceId")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     if ids.is_empty() {
         return Err(ApiError::missing("ResourceId"));
     }

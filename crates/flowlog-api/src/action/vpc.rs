@@ -9,7 +9,11 @@ use crate::query::filters;
 use crate::xml::Xml;
 
 pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
-    let mut schema = vec!["CidrBlock", "AmazonProvidedIpv6CidrBlock", "InstanceTenancy"];
+    let mut schema = vec![
+        "CidrBlock",
+        "AmazonProvidedIpv6CidrBlock",
+        "InstanceTenancy",
+    ];
     schema.extend(super::TAG_SPEC_SCHEMA);
     ctx.schema(&schema)?;
     let cidr = ctx.params.required("CidrBlock")?;
@@ -17,11 +21,18 @@ pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         ApiError::invalid_value("cidrBlock", cidr, "This is not a valid CIDR block.")
     })?;
     if !(16..=28).contains(&block.prefix) {
-        return Err(ApiError::bad_request("InvalidVpcRange", format!("The CIDR '{cidr}' is invalid.")));
+        return Err(ApiError::bad_request(
+            "InvalidVpcRange",
+            format!("The CIDR '{cidr}' is invalid."),
+        ));
     }
     let tenancy = ctx.params.optional("InstanceTenancy").unwrap_or("default");
     if !["default", "dedicated", "host"].contains(&tenancy) {
-        return Err(ApiError::invalid_value("InstanceTenancy", tenancy, "Expecting default, dedicated or host."));
+        return Err(ApiError::invalid_value(
+            "InstanceTenancy",
+            tenancy,
+            "Expecting default, dedicated or host.",
+        ));
     }
     ctx.params.bool("AmazonProvidedIpv6CidrBlock")?;
     let tags = super::tag_specifications(ctx.params, "vpc")?;
@@ -68,19 +79,35 @@ fn write_vpc(x: &mut Xml, v: &Vpc, state: &str) {
 }
 
 const FILTERS: &[&str] = &[
-    "vpc-id", "cidr", "cidr-block-association.cidr-block", "cidr-block-association.association-id",
-    "cidr-block-association.state", "state", "is-default", "owner-id", "dhcp-options-id",
+    "vpc-id",
+    "cidr",
+    "cidr-block-association.cidr-block",
+    "cidr-block-association.association-id",
+    "cidr-block-association.state",
+    "state",
+    "is-default",
+    "owner-id",
+    "dhcp-options-id",
 ];
 
 pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
-    ctx.schema(&["VpcId.N", "Filter.N.Name", "Filter.N.Value.N", "MaxResults", "NextToken"])?;
+    ctx.schema(&[
+        "VpcId.N",
+        "Filter.N.Name",
+        "Filter.N.Value.N",
+        "MaxResults",
+        "NextToken",
+    ])?;
     let ids = ctx.params.list("VpcId");
     let filters = filters(ctx.params)?;
     let all = ctx.api.store.vpcs(ctx.account())?;
     let known: Vec<&str> = all.iter().map(|v| v.id.as_str()).collect();
     ctx.dry_run()?;
     require_known(&ids, &known, "InvalidVpcID.NotFound", "vpc")?;
-    let all: Vec<Vpc> = all.into_iter().filter(|v| ids.is_empty() || ids.contains(&v.id.as_str())).collect();
+    let all: Vec<Vpc> = all
+        .into_iter()
+        .filter(|v| ids.is_empty() || ids.contains(&v.id.as_str()))
+        .collect();
     let vpcs = filter_resources(all, &filters, FILTERS, |v, name| {
         if let Some(t) = tag_filter_values(&v.tags, name) {
             return t;

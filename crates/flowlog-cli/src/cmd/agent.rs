@@ -12,9 +12,11 @@ use anyhow::{bail, Context};
 use crate::config::{AgentSection, Config};
 
 #[derive(clap::Args)]
-#[command(after_help = "Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the flags); \
+#[command(
+    after_help = "Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the flags); \
 the caller needs `flowlog:AgentSync` (or `flowlog:*`) in its allow list on the control plane. \
-The config file's [s3], [cloudwatch_logs], [delivery] and [agent] sections apply.")]
+The config file's [s3], [cloudwatch_logs], [delivery] and [agent] sections apply."
+)]
 pub struct Args {
     /// Base URL of the control plane, e.g. http://10.0.0.1:4751.
     #[arg(long, env = "FLOWLOG_CONTROL_PLANE")]
@@ -40,14 +42,26 @@ pub struct Args {
 /// The agent settings of a config's `[agent]` section, with the inventory file read.
 pub fn agent_config(section: &AgentSection) -> anyhow::Result<flowlog_agent::AgentConfig> {
     let inventory = match &section.inventory {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read inventory file {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read inventory file {}", p.display()))?,
+        ),
         None => None,
     };
     let mut namespaces = Vec::new();
     if let Some(text) = &inventory {
         // Checked here so a broken file stops the start instead of every sync.
-        let inv = flowlog_inventory::file::parse(text, "000000000000", "check")
-            .with_context(|| format!("invalid inventory file {}", section.inventory.as_ref().map(|p| p.display().to_string()).unwrap_or_default()))?;
+        let inv =
+            flowlog_inventory::file::parse(text, "000000000000", "check").with_context(|| {
+                format!(
+                    "invalid inventory file {}",
+                    section
+                        .inventory
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )
+            })?;
         for e in &inv.enis {
             if let Some(ns) = flowlog_inventory::Binding::of(e).and_then(|b| b.netns) {
                 if !namespaces.contains(&ns) {
@@ -81,9 +95,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.secret_access_key.is_empty() || args.access_key_id.is_empty() {
         bail!("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or --access-key-id/--secret-access-key)");
     }
-    let data_dir = args.data_dir.clone().or(config.data_dir.clone()).unwrap_or_else(|| PathBuf::from(".flowlog-agent"));
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(config.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(".flowlog-agent"));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let statuses = Arc::new(flowlog_agent::StatusQueue::default());
     let delivery = flowlog_delivery::Delivery::open(
         &data_dir,
@@ -103,7 +124,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         rt.handle().clone(),
     )?;
-    let agent = flowlog_agent::Agent::new(agent_config(&config.agent)?, Arc::new(control), delivery.clone(), statuses);
+    let agent = flowlog_agent::Agent::new(
+        agent_config(&config.agent)?,
+        Arc::new(control),
+        delivery.clone(),
+        statuses,
+    );
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -120,15 +146,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let _delivery_task = rt.enter();
     let task = delivery.spawn();
-    println!("flowlog agent: syncing with {} every {}s; data dir {}", args.control_plane, config.agent.sync_secs, data_dir.display());
+    println!(
+        "flowlog agent: syncing with {} every {}s; data dir {}",
+        args.control_plane,
+        config.agent.sync_secs,
+        data_dir.display()
+    );
     use std::io::Write;
     std::io::stdout().flush().ok();
     agent.run(stop);
     rt.block_on(async {
         match delivery.flush(Duration::from_secs(5)).await {
             Ok(true) => tracing::info!("every spooled record delivered"),
-            Ok(false) => tracing::info!("records left in the spool; they are delivered after the next start"),
-            Err(e) => tracing::warn!(error = %e, "final delivery pass failed; records stay spooled"),
+            Ok(false) => {
+                tracing::info!("records left in the spool; they are delivered after the next start")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "final delivery pass failed; records stay spooled")
+            }
         }
     });
     task.abort();

@@ -35,8 +35,10 @@ struct AppState {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "With no --config, flowlog binds loopback only, creates an admin credential in \
-<data-dir>/credentials.toml on first start, and prints how to use it with the aws CLI.")]
+#[command(
+    after_help = "With no --config, flowlog binds loopback only, creates an admin credential in \
+<data-dir>/credentials.toml on first start, and prints how to use it with the aws CLI."
+)]
 pub struct Args {
     /// Address for the EC2 API [default: 127.0.0.1:4751; port 0 picks a free one].
     #[arg(long, env = "FLOWLOG_LISTEN")]
@@ -60,7 +62,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(".flowlog"));
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let listen = args
         .listen
         .or(config.listen)
@@ -72,7 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|c| Credential {
             access_key_id: c.access_key_id.clone(),
             secret_access_key: c.secret_access_key.clone(),
-            account_id: c.account_id.clone().unwrap_or_else(|| config.account_id.clone()),
+            account_id: c
+                .account_id
+                .clone()
+                .unwrap_or_else(|| config.account_id.clone()),
             allow: c.allow.clone(),
         })
         .collect();
@@ -95,7 +101,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         SqliteStore::open(&data_dir.join("flowlog.db"))
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?,
     );
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let statuses = Arc::new(flowlog_agent::StatusQueue::default());
     let delivery = flowlog_delivery::Delivery::open(
         &data_dir,
@@ -105,10 +113,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         statuses.clone(),
     )
     .context("cannot open the delivery spool")?;
-    let buckets: Option<Arc<dyn flowlog_api::BucketCheck>> = match config.s3.as_ref().and_then(|s| s.endpoint.as_ref()) {
-        Some(_) => Some(Arc::new(DeliveryBuckets { delivery: delivery.clone(), rt: rt.handle().clone() })),
-        None => None,
-    };
+    let buckets: Option<Arc<dyn flowlog_api::BucketCheck>> =
+        match config.s3.as_ref().and_then(|s| s.endpoint.as_ref()) {
+            Some(_) => Some(Arc::new(DeliveryBuckets {
+                delivery: delivery.clone(),
+                rt: rt.handle().clone(),
+            })),
+            None => None,
+        };
     let api = Arc::new(Api {
         config: ApiConfig {
             region: config.region.clone(),
@@ -124,11 +136,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let control = Arc::new(LocalControl::new(store, &config.account_id, &config.region));
     let agent = if config.agent.enabled {
         let agent_cfg = crate::cmd::agent::agent_config(&config.agent)?;
-        Some(flowlog_agent::Agent::new(agent_cfg, control.clone(), delivery.clone(), statuses))
+        Some(flowlog_agent::Agent::new(
+            agent_cfg,
+            control.clone(),
+            delivery.clone(),
+            statuses,
+        ))
     } else {
         None
     };
-    let state = Arc::new(AppState { api, control, delivery: delivery.clone() });
+    let state = Arc::new(AppState {
+        api,
+        control,
+        delivery: delivery.clone(),
+    });
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let agent_thread = agent.map(|a| {
@@ -148,7 +169,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!("flowlog: listening on http://{addr} (EC2 API, region {})", config.region);
+        println!(
+            "flowlog: listening on http://{addr} (EC2 API, region {})",
+            config.region
+        );
         println!("flowlog: data dir {}", data_dir.display());
         if let Some((key, created)) = &bootstrap {
             let file = credentials::path(&data_dir);
@@ -157,8 +181,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 if *created { "created" } else { "using" },
                 file.display()
             );
-            let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "flowlog".into());
-            println!("  export AWS_ACCESS_KEY_ID={key} AWS_DEFAULT_REGION={}", config.region);
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "flowlog".into());
+            println!(
+                "  export AWS_ACCESS_KEY_ID={key} AWS_DEFAULT_REGION={}",
+                config.region
+            );
             println!(
                 "  export AWS_SECRET_ACCESS_KEY=\"$({exe} credentials --data-dir {} --secret)\"",
                 data_dir.display()
@@ -169,7 +198,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::io::stdout().flush().ok();
         let app = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics))
-            .route(flowlog_agent::protocol::SYNC_PATH, axum::routing::post(agent_sync))
+            .route(
+                flowlog_agent::protocol::SYNC_PATH,
+                axum::routing::post(agent_sync),
+            )
             .fallback(handle)
             .with_state(state);
         axum::serve(listener, app)
@@ -223,26 +255,54 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or_default().to_string();
-    let result = tokio::task::spawn_blocking(move || -> Result<flowlog_agent::SyncResponse, (StatusCode, String)> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let caller = state
-            .api
-            .authenticate(&flowlog_api::Request { method: "POST", path: &path, query: &query, headers: &headers, body: &body, now })
-            .map_err(|e| (StatusCode::UNAUTHORIZED, e.message))?;
-        if !flowlog_api::policy::allows(&caller.allow, flowlog_agent::protocol::SYNC_ACTION) {
-            return Err((StatusCode::FORBIDDEN, format!("{} may not call {}", caller.access_key_id, flowlog_agent::protocol::SYNC_ACTION)));
-        }
-        let req: flowlog_agent::SyncRequest =
-            serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid sync request: {e}")))?;
-        state
-            .control
-            .sync_for(&caller.account_id, &req)
-            .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}")))
-    })
+    let result = tokio::task::spawn_blocking(
+        move || -> Result<flowlog_agent::SyncResponse, (StatusCode, String)> {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let caller = state
+                .api
+                .authenticate(&flowlog_api::Request {
+                    method: "POST",
+                    path: &path,
+                    query: &query,
+                    headers: &headers,
+                    body: &body,
+                    now,
+                })
+                .map_err(|e| (StatusCode::UNAUTHORIZED, e.message))?;
+            if !flowlog_api::policy::allows(&caller.allow, flowlog_agent::protocol::SYNC_ACTION) {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "{} may not call {}",
+                        caller.access_key_id,
+                        flowlog_agent::protocol::SYNC_ACTION
+                    ),
+                ));
+            }
+            let req: flowlog_agent::SyncRequest = serde_json::from_slice(&body).map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid sync request: {e}"),
+                )
+            })?;
+            state
+                .control
+                .sync_for(&caller.account_id, &req)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}")))
+        },
+    )
     .await;
     match result {
         Ok(Ok(resp)) => axum::Json(resp).into_response(),
@@ -275,7 +335,12 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
@@ -286,7 +351,14 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        api2.handle(&flowlog_api::Request { method: &method, path: &path, query: &query, headers: &headers, body: &body, now })
+        api2.handle(&flowlog_api::Request {
+            method: &method,
+            path: &path,
+            query: &query,
+            headers: &headers,
+            body: &body,
+            now,
+        })
     })
     .await;
     let resp = match result {
@@ -322,7 +394,10 @@ fn uuid_like() -> String {
 fn xml_response(status: u16, body: String) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(flowlog_api::CONTENT_TYPE));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(flowlog_api::CONTENT_TYPE),
+    );
     r
 }
 
@@ -330,14 +405,20 @@ fn too_large() -> Response {
     let err = flowlog_api::ApiError::new(
         413,
         "RequestEntityTooLarge",
-        format!("The request body is larger than the limit of {} bytes.", flowlog_api::MAX_BODY_BYTES),
+        format!(
+            "The request body is larger than the limit of {} bytes.",
+            flowlog_api::MAX_BODY_BYTES
+        ),
     );
     let body = flowlog_api::xml::error_body(&err, &uuid_like());
     // The rest of the body was not read: close the connection so a keep-alive client does not
     // send its next request into the remains of this one.
     (
         StatusCode::PAYLOAD_TOO_LARGE,
-        [(header::CONTENT_TYPE, flowlog_api::CONTENT_TYPE), (header::CONNECTION, "close")],
+        [
+            (header::CONTENT_TYPE, flowlog_api::CONTENT_TYPE),
+            (header::CONNECTION, "close"),
+        ],
         body,
     )
         .into_response()

@@ -278,11 +278,11 @@ fn register_upserts_and_keeps_user_tags() {
         status: "in-use".into(),
         tags: vec![("flowlog:interface".into(), "eth0".into())],
     };
-    s.register(&[v.clone()], &[sn.clone()], &[eni.clone()])
+    s.register(std::slice::from_ref(&v), std::slice::from_ref(&sn), std::slice::from_ref(&eni))
         .unwrap();
     s.create_tags(
         ACCT,
-        &[eni.id.clone()],
+        std::slice::from_ref(&eni.id),
         &vec![("team".into(), "net".into())],
     )
     .unwrap();

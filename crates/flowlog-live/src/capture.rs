@@ -46,7 +46,8 @@ pub struct CaptureConfig {
     pub ifindex: u32,
     pub interval_s: u64,
     pub capacity: usize,
-    /// Whether ring frames carry a `virtio_net_hdr` (`PACKET_VNET_HDR`).
+    /// Whether ring frames carry a `virtio_net_hdr` (`PACKET_VNET_HDR`); the real ring
+    /// overrides it with what the kernel accepted.
     pub vnet: bool,
     /// The ring's block retire timeout.
     pub block_timeout: Duration,
@@ -134,7 +135,11 @@ fn ns(d: Duration) -> u64 {
 }
 
 impl<R: Source, N: Source> Capture<R, N> {
-    pub fn new(ring: R, nflog: Option<N>, cfg: CaptureConfig) -> Self {
+    /// A ring that knows whether it delivers virtio headers overrides `cfg.vnet`.
+    pub fn new(ring: R, nflog: Option<N>, mut cfg: CaptureConfig) -> Self {
+        if let Some(vnet) = ring.vnet_header() {
+            cfg.vnet = vnet;
+        }
         let table = FlowTable::new(FlowConfig {
             interval_s: cfg.interval_s,
             capacity: cfg.capacity,

@@ -20,6 +20,12 @@ pub trait Source {
 
     /// Packets (ring) or messages (netlink) the kernel dropped since the previous call.
     fn take_drops(&mut self) -> Result<u64>;
+
+    /// For a packet ring: whether frames are preceded by a `virtio_net_hdr`. `None` when the
+    /// source does not know (test doubles), leaving the capture's configuration in charge.
+    fn vnet_header(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A test double: replays queued chunks, then reports timeouts.
@@ -77,5 +83,8 @@ impl<S: Source + ?Sized> Source for Box<S> {
     }
     fn take_drops(&mut self) -> Result<u64> {
         (**self).take_drops()
+    }
+    fn vnet_header(&self) -> Option<bool> {
+        (**self).vnet_header()
     }
 }

@@ -163,8 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.capacity = args.capacity;
     cfg.block_timeout = Duration::from_millis(u64::from(ring_cfg.retire_timeout_ms));
     cfg.nflog_group = args.nflog_group;
-    cfg.vnet = opened.ring.has_vnet();
-    if !cfg.vnet {
+    if !opened.ring.has_vnet() {
         eprintln!(
             "flowlog capture: warning: PACKET_VNET_HDR unavailable, GSO frames count as one packet"
         );

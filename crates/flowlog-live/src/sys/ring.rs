@@ -260,6 +260,10 @@ impl Source for PacketRing {
         let _ = (stats.tp_packets, stats.tp_freeze_q_cnt);
         Ok(u64::from(stats.tp_drops))
     }
+
+    fn vnet_header(&self) -> Option<bool> {
+        Some(self.vnet)
+    }
 }
 
 impl Drop for PacketRing {

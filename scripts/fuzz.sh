@@ -3,6 +3,8 @@
 # any target finds a crash (panic, abort, leak, timeout, OOM).
 #
 #   FUZZ_SECONDS   seconds per target (default 20)
+#   FUZZ_TOTAL_SECONDS  cap on the summed fuzzing time of all targets (default 180); when there
+#                  are more targets than fit, each gets FUZZ_TOTAL_SECONDS / targets (min 5)
 #   FUZZ_SANITIZER none|address (default none: the code is safe Rust, and `none` builds faster)
 #   FUZZ_ONLY      run only crates/targets whose "crate/target" contains this string
 #
@@ -20,6 +22,20 @@ if [ ! -x "$TOOLS/bin/cargo-fuzz" ]; then
     cargo install cargo-fuzz --root "$TOOLS" --locked
 fi
 export PATH="$TOOLS/bin:$PATH"
+
+# Count the targets first so the total time stays bounded as fuzz crates are added.
+total=0
+for dir in fuzz/*/; do
+    [ -f "$dir/Cargo.toml" ] || continue
+    n=$(cargo fuzz list --fuzz-dir "${dir%/}" | wc -l)
+    total=$((total + n))
+done
+FUZZ_TOTAL_SECONDS="${FUZZ_TOTAL_SECONDS:-180}"
+if [ "$total" -gt 0 ] && [ $((FUZZ_SECONDS * total)) -gt "$FUZZ_TOTAL_SECONDS" ]; then
+    FUZZ_SECONDS=$((FUZZ_TOTAL_SECONDS / total))
+    [ "$FUZZ_SECONDS" -ge 5 ] || FUZZ_SECONDS=5
+    echo "fuzz.sh: $total targets; ${FUZZ_SECONDS}s each to stay within ${FUZZ_TOTAL_SECONDS}s"
+fi
 
 failed=()
 ran=0

@@ -7,7 +7,11 @@ them), floods small UDP datagrams from A to B with `udp_flood` for a bounded tim
 the interface counters, and reports the capture's CPU use and kernel drops. Removes everything
 it created, stops processes by PID. Needs root.
 
-usage: veth_rate.py FLOWLOG_BIN UDP_FLOOD_BIN [--seconds 8] [--payload 18] [--side a|b]
+usage: veth_rate.py FLOWLOG_BIN UDP_FLOOD_BIN [--seconds 8] [--payload 18] [--senders 1]
+                    [--ring-mb 16] [--side a|b]
+
+Build both first: cargo build --release -p flowlog-cli; cargo build --release -p flowlog-live
+--example udp_flood.
 """
 
 import argparse
@@ -33,6 +37,10 @@ def cpu_s(pid):
     return (int(f[11]) + int(f[12])) / TICK
 
 
+def oncpu_s(pid):
+    return int(open(f"/proc/{pid}/schedstat").read().split()[0]) / 1e9
+
+
 def link_stats(ns, dev):
     out = sh("ip", "-n", ns, "-s", "link", "show", dev).stdout.split("\n")
     rx = out[out.index(next(l for l in out if "RX:" in l)) + 1].split()
@@ -46,6 +54,8 @@ def main():
     ap.add_argument("flood")
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--payload", type=int, default=18)
+    ap.add_argument("--senders", type=int, default=1, help="parallel sender processes (distinct source ports)")
+    ap.add_argument("--ring-mb", type=int, default=16, help="capture ring size (small rings show drops)")
     ap.add_argument("--side", choices=["a", "b"], default="a", help="capture on the sender (a, egress) or receiver (b, ingress)")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -76,7 +86,7 @@ def main():
         cap_ns, cap_dev = (ns_a, va) if args.side == "a" else (ns_b, vb)
         out, err = f"/tmp/veth_rate_{sfx}.log", f"/tmp/veth_rate_{sfx}.err"
         cap = subprocess.Popen([args.flowlog, "capture", "--interface", cap_dev, "--netns", cap_ns,
-                                "--eni", "eni-0bench000000000000", "--interval", "5", "--out", out],
+                                "--eni", "eni-0bench000000000000", "--interval", "5", "--out", out, "--ring-mb", str(args.ring_mb)],
                                stderr=open(err, "w"))
         procs.append(cap)
         while "listening on" not in open(err).read():
@@ -84,26 +94,35 @@ def main():
                 sys.exit(open(err).read())
             time.sleep(0.05)
         before = {"a": link_stats(ns_a, va), "b": link_stats(ns_b, vb)}
-        cpu0, t0 = cpu_s(cap.pid), time.time()
-        flood = sh("ip", "netns", "exec", ns_a, args.flood, f"{B4}:{DPORT}", str(args.payload), str(args.seconds), str(SPORT)).stdout
+        cpu0, run0, t0 = cpu_s(cap.pid), oncpu_s(cap.pid), time.time()
+        floods = [subprocess.Popen(["ip", "netns", "exec", ns_a, args.flood, f"{B4}:{DPORT}", str(args.payload),
+                                    str(args.seconds), str(SPORT + i)], stdout=subprocess.PIPE, text=True)
+                  for i in range(args.senders)]
+        procs.extend(floods)
+        flood_out = [f.communicate(timeout=args.seconds + 30)[0] for f in floods]
         time.sleep(0.5)
-        cpu1, t1 = cpu_s(cap.pid), time.time()
+        cpu1, run1, t1 = cpu_s(cap.pid), oncpu_s(cap.pid), time.time()
         after = {"a": link_stats(ns_a, va), "b": link_stats(ns_b, vb)}
         cap.send_signal(signal.SIGINT)
         cap.wait(timeout=30)
         summary = open(err).read().strip().splitlines()[-1]
-        pk = by = 0
+        pk = by = skipdata = 0
+        ports = {str(SPORT + i) for i in range(args.senders)}
         for line in open(out):
             f = line.split()
-            if f[3:8] == [A4, B4, str(SPORT), str(DPORT), "17"]:
+            skipdata += f[-1] == "SKIPDATA"
+            if f[3:5] == [A4, B4] and f[5] in ports and f[6:8] == [str(DPORT), "17"]:
                 pk += int(f[8])
                 by += int(f[9])
-        sent = int(re.search(r"sent=(\d+)", flood).group(1))
+        sent = sum(int(re.search(r"sent=(\d+)", o).group(1)) for o in flood_out)
+        pps = sum(float(re.search(r"pps=(\d+)", o).group(1)) for o in flood_out)
         d = {side: {k: after[side][k] - before[side][k] for k in after[side]} for side in after}
-        print(f"sender: {flood.strip()}")
+        for o in flood_out:
+            print(f"sender: {o.strip()}")
+        print(f"total: sent={sent} pps={pps:.0f}")
         print(f"veth A tx: {d['a']['tx_packets']} (dropped {d['a']['tx_dropped']}), veth B rx: {d['b']['rx_packets']} (dropped {d['b']['rx_dropped']})")
-        print(f"capture on {args.side} ({'egress' if args.side == 'a' else 'ingress'}): packets={pk} bytes={by} expected_bytes={sent * (28 + args.payload)}")
-        print(f"capture CPU: {cpu1 - cpu0:.2f} s over {t1 - t0:.2f} s = {100 * (cpu1 - cpu0) / (t1 - t0):.0f}% of one core")
+        print(f"capture on {args.side} ({'egress' if args.side == 'a' else 'ingress'}): packets={pk} bytes={by} expected_bytes={sent * (28 + args.payload)} SKIPDATA_records={skipdata}")
+        print(f"capture CPU: {cpu1 - cpu0:.2f} s over {t1 - t0:.2f} s = {100 * (cpu1 - cpu0) / (t1 - t0):.1f}% of one core (schedstat on-CPU {run1 - run0:.3f} s)")
         print(summary)
         os.unlink(out)
         os.unlink(err)

@@ -39,6 +39,8 @@ use crate::tpacket::{self, RingPacket};
 const ENI: u32 = 0;
 /// Ring blocks read per step before NFLOG gets its turn.
 const MAX_BLOCKS_PER_STEP: usize = 64;
+/// NFLOG datagrams read per step, so a flood of rejects cannot starve the ring.
+const MAX_DATAGRAMS_PER_STEP: usize = 256;
 
 /// Settings of one capture.
 #[derive(Debug, Clone, Copy)]
@@ -193,7 +195,10 @@ impl<R: Source, N: Source> Capture<R, N> {
             c.ring_synced_ns = c.ring_synced_ns.max(now_ns.saturating_sub(margin));
         }
         if let Some(nl) = self.nflog.as_mut() {
-            while let Some(datagram) = nl.next_chunk(Duration::ZERO)? {
+            for _ in 0..MAX_DATAGRAMS_PER_STEP {
+                let Some(datagram) = nl.next_chunk(Duration::ZERO)? else {
+                    break;
+                };
                 for msg in nflog::messages(datagram) {
                     match msg {
                         Message::Packet(p) => c.on_logged(&p, now_ns),

@@ -66,6 +66,9 @@ CREDENTIALS = {
     ),
     # the 2018 IAM policy form: every flow-log action through one wildcard, nothing else
     "flowonly": ("AKIAEXAMPLEFLOWONLY1", "flowonlySecretKey/dddddddddddddddddddddddddd", ["ec2:*FlowLogs"]),
+    # IAM action names are case-insensitive; `?` matches one character
+    "mixedcase": ("AKIAEXAMPLEMIXEDCAS1", "mixedSecretKey/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+                  ["EC2:describeflowlogs", "ec2:CREATEVPC", "ec2:Delete?lowLogs"]),
 }
 
 

@@ -327,3 +327,27 @@ def test_s33b_describe_dryrun_static_errors_first(server):
     expect_error(server.describe({"DryRun": "true", "Filter.1.Name": "bogus", "Filter.1.Value.1": "x"}), 400,
                  "InvalidParameterValue")
     expect_error(server.describe({"DryRun": "true", "MaxResults": "4"}), 400, "InvalidParameterValue")
+
+
+def test_s35d_iam_action_case_and_question_mark(server):
+    """IAM matching: action names are case-insensitive and `?` matches exactly one character."""
+    expect_ok(server.describe(cred="mixedcase"), "DescribeFlowLogs")
+    expect_ok(server.call("CreateVpc", {"CidrBlock": "10.0.0.0/16"}, cred="mixedcase"), "CreateVpc")
+    expect_ok(server.call("DeleteFlowLogs", {"FlowLogId.1": "fl-1a2b3c4d"}, cred="mixedcase"), "DeleteFlowLogs")
+    expect_unauthorized(server.create_fl(["vpc-0000000000000dead"], cred="mixedcase"))
+    expect_unauthorized(server.call("DescribeVpcs", cred="mixedcase"))
+
+
+def test_cli_help():
+    """`flowlog --help` and `flowlog serve --help` work and document the serve options."""
+    import subprocess
+
+    from conftest import FLOWLOG_BIN
+
+    top = subprocess.run([FLOWLOG_BIN, "--help"], capture_output=True, text=True, timeout=30)
+    assert top.returncode == 0 and "serve" in top.stdout, top
+    sub = subprocess.run([FLOWLOG_BIN, "serve", "--help"], capture_output=True, text=True, timeout=30)
+    assert sub.returncode == 0, sub
+    for opt in ("--listen", "--data-dir", "--config"):
+        assert opt in sub.stdout, (opt, sub.stdout)
+    assert "4751" in sub.stdout, "the documented default port should show in --help"

@@ -297,3 +297,44 @@ def test_boto3_resources_roundtrip(server):
     ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
     ec2.delete_subnet(SubnetId=sub["SubnetId"])
     ec2.delete_vpc(VpcId=vpc["VpcId"])
+
+
+def test_eni_reserved_address_refused(server):
+    """AWS reserves the first four addresses and the last one of every subnet: an explicit
+    PrivateIpAddress there is refused (4xx)."""
+    v = server.vpc("10.82.0.0/16")
+    s = server.subnet(v, "10.82.0.0/24")
+    for ip in ("10.82.0.0", "10.82.0.1", "10.82.0.2", "10.82.0.3", "10.82.0.255"):
+        r = server.call("CreateNetworkInterface", {"SubnetId": s, "PrivateIpAddress": ip})
+        assert r.status == 400 and r.code, (ip, r)
+    server.eni(s, PrivateIpAddress="10.82.0.4")
+
+
+def test_tag_limits(server):
+    """EC2 tag rules: at most 50 tags per resource (TagLimitExceeded), keys 1-128 and values
+    0-256 characters, keys starting with `aws:` reserved (InvalidParameterValue); a Tag without a
+    Key is refused."""
+    v = server.vpc()
+    many = {f"Tag.{i}.Key": f"k{i}" for i in range(1, 52)}
+    many.update({f"Tag.{i}.Value": "v" for i in range(1, 52)})
+    r = server.call("CreateTags", {"ResourceId.1": v, **many})
+    expect_error(r, 400, "TagLimitExceeded")
+    r = server.call("CreateTags", {"ResourceId.1": v, "Tag.1.Key": "k" * 129, "Tag.1.Value": "v"})
+    expect_error(r, 400, "InvalidParameterValue")
+    r = server.call("CreateTags", {"ResourceId.1": v, "Tag.1.Key": "k", "Tag.1.Value": "v" * 257})
+    expect_error(r, 400, "InvalidParameterValue")
+    r = server.call("CreateTags", {"ResourceId.1": v, "Tag.1.Key": "aws:reserved", "Tag.1.Value": "v"})
+    expect_error(r, 400, "InvalidParameterValue")
+    r = server.call("CreateTags", {"ResourceId.1": v, "Tag.1.Value": "v"})
+    assert r.status == 400 and r.code in ("MissingParameter", "InvalidParameterValue", "InvalidParameter"), r
+    d = expect_ok(server.call("DescribeVpcs", {"VpcId.1": v}), "DescribeVpcs")
+    assert tags_of(d.xml.find("vpcSet/item")) == {}, "a refused CreateTags must not apply any tag"
+    # exactly 50 is fine, in two calls as well
+    half = {f"Tag.{i}.Key": f"k{i}" for i in range(1, 26)}
+    half.update({f"Tag.{i}.Value": "v" for i in range(1, 26)})
+    expect_ok(server.call("CreateTags", {"ResourceId.1": v, **half}), "CreateTags")
+    other = {f"Tag.{i}.Key": f"m{i}" for i in range(1, 26)}
+    other.update({f"Tag.{i}.Value": "v" for i in range(1, 26)})
+    expect_ok(server.call("CreateTags", {"ResourceId.1": v, **other}), "CreateTags")
+    r = server.call("CreateTags", {"ResourceId.1": v, "Tag.1.Key": "one-too-many", "Tag.1.Value": "v"})
+    expect_error(r, 400, "TagLimitExceeded")

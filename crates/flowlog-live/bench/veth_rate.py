@@ -56,6 +56,7 @@ def main():
     ap.add_argument("--payload", type=int, default=18)
     ap.add_argument("--senders", type=int, default=1, help="parallel sender processes (distinct source ports)")
     ap.add_argument("--ring-mb", type=int, default=16, help="capture ring size (small rings show drops)")
+    ap.add_argument("--baseline", action="store_true", help="no capture: the veth's own rate")
     ap.add_argument("--side", choices=["a", "b"], default="a", help="capture on the sender (a, egress) or receiver (b, ingress)")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -83,6 +84,18 @@ def main():
                                 stdout=subprocess.PIPE, text=True)
         procs.append(sink)
         sink.stdout.readline()
+        if args.baseline:
+            before = {"a": link_stats(ns_a, va), "b": link_stats(ns_b, vb)}
+            floods = [subprocess.Popen(["ip", "netns", "exec", ns_a, args.flood, f"{B4}:{DPORT}", str(args.payload),
+                                        str(args.seconds), str(SPORT + i)], stdout=subprocess.PIPE, text=True)
+                      for i in range(args.senders)]
+            procs.extend(floods)
+            for f in floods:
+                print("sender:", f.communicate(timeout=args.seconds + 30)[0].strip())
+            after = {"a": link_stats(ns_a, va), "b": link_stats(ns_b, vb)}
+            print(f"baseline (no capture): veth A tx {after['a']['tx_packets'] - before['a']['tx_packets']}, "
+                  f"veth B rx {after['b']['rx_packets'] - before['b']['rx_packets']} in {args.seconds} s")
+            return
         cap_ns, cap_dev = (ns_a, va) if args.side == "a" else (ns_b, vb)
         out, err = f"/tmp/veth_rate_{sfx}.log", f"/tmp/veth_rate_{sfx}.err"
         cap = subprocess.Popen([args.flowlog, "capture", "--interface", cap_dev, "--netns", cap_ns,

@@ -193,3 +193,87 @@ def test_next_token_reuse_and_restart(make_server):
     p3 = [f["flowLogId"] for f in expect_ok(srv.describe({"MaxResults": "5", "NextToken": tok}),
                                             "DescribeFlowLogs").flow_logs()]
     assert p3 == p1
+
+
+def test_rejected_request_does_not_consume_token(server):
+    """A request refused with a top-level 400 records nothing: its ClientToken can be used by a
+    valid request afterwards (which then creates the flow log)."""
+    v = server.vpc()
+    expect_error(server.create_fl([v], traffic="Accept", ClientToken="t-rejected-first"), 400,
+                 "InvalidParameterValue")
+    r = expect_ok(server.create_fl([v], ClientToken="t-rejected-first"), "CreateFlowLogs")
+    assert len(r.ids()) == 1 and server.fl_ids_for(v) == r.ids()
+    # and an unauthorized attempt does not consume one either
+    expect_error(server.create_fl([v], cred="readonly", ClientToken="t-unauth-first"), 403, "UnauthorizedOperation")
+    w = server.vpc()
+    r = expect_ok(server.create_fl([w], ClientToken="t-unauth-first"), "CreateFlowLogs")
+    assert len(r.ids()) == 1
+
+
+def test_describe_order_is_creation_order(fresh_server):
+    """§3.4 [REC]: flow logs are returned sorted by creation time then ID, the same on every page."""
+    srv = fresh_server
+    made = []
+    for i in range(8):
+        v = srv.vpc()
+        made += srv.fl_ok([v], dest=f"arn:aws:s3:::b1/o{i}/")
+    fls = srv.all_flow_logs()
+    keys = [(f["creationTime"], f["flowLogId"]) for f in fls]
+    assert keys == sorted(keys)
+    assert sorted(made) == sorted(i for _, i in keys)
+    paged = [i for p in __import__("test_describe").pages(srv, {}, 5) for i in p]
+    assert paged == [i for _, i in keys], "pages must follow the same order"
+
+
+def test_mixed_write_storm(fresh_server):
+    """16 threads mixing CreateVpc, CreateFlowLogs, CreateTags, DeleteFlowLogs and Describe for a
+    few seconds: no 5xx, and the final state equals creates minus deletes."""
+    import random
+    import time
+
+    srv = fresh_server
+    created, deleted, errors = set(), set(), []
+    lock = threading.Lock()
+    end = time.time() + 4
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        mine = []
+        while time.time() < end:
+            op = rnd.random()
+            if op < 0.3 or not mine:
+                r = srv.call("CreateVpc", {"CidrBlock": "10.0.0.0/16"})
+                if r.status != 200:
+                    errors.append(r)
+                    continue
+                vid = r.xml.findtext("vpc/vpcId")
+                f = srv.create_fl([vid], dest=f"arn:aws:s3:::b1/s{seed}/")
+                if f.status != 200:
+                    errors.append(f)
+                    continue
+                with lock:
+                    created.update(f.ids())
+                mine += f.ids()
+            elif op < 0.5:
+                fid = mine.pop(rnd.randrange(len(mine)))
+                d = srv.call("DeleteFlowLogs", {"FlowLogId.1": fid})
+                if d.status != 200 or d.unsuccessful():
+                    errors.append(d)
+                    continue
+                with lock:
+                    deleted.add(fid)
+            elif op < 0.7:
+                r = srv.call("CreateTags", {"ResourceId.1": rnd.choice(mine), "Tag.1.Key": "k",
+                                            "Tag.1.Value": str(seed)})
+                if r.status != 200:
+                    errors.append(r)
+            else:
+                r = srv.describe({"MaxResults": "50"})
+                if r.status != 200:
+                    errors.append(r)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(worker, range(16)))
+    assert not errors, errors[:3]
+    final = {f["flowLogId"] for f in srv.all_flow_logs()}
+    assert final == created - deleted

@@ -4,7 +4,7 @@
 //! (key + counters). The dense tag array keeps probes short and lets a whole window be emptied
 //! with one `fill`. [`FlowMap::touch`] loads the tag and slot a key will use, so a caller that
 //! touches a batch of keys before updating them gets their cache misses served in parallel
-//! (software prefetch without `unsafe`). Load factor at most 1/2; the table only grows, and is
+//! (software prefetch without `unsafe`). Load factor at most 3/4 (probes walk the dense tag array; a slot is read only on a tag match); the table only grows, and is
 //! reused across windows with its capacity kept.
 
 use std::hash::BuildHasher;
@@ -121,7 +121,7 @@ impl FlowMap {
     /// Inserts a key known to be absent.
     #[inline]
     pub fn insert_new(&mut self, key: FlowKey, h: Hashed, c: Counters) {
-        if (self.len + 1) * 2 > self.tags.len() {
+        if (self.len + 1) * 4 > self.tags.len() * 3 {
             self.grow();
         }
         self.place(key, h, c);

@@ -63,7 +63,31 @@ fn poll_readable(fd: libc::c_int, timeout_ms: libc::c_int) -> io::Result<bool> {
         }
         return Err(err);
     }
+    if ret > 0 && pfd.revents & libc::POLLERR != 0 {
+        // A pending socket error (ENETDOWN while the interface is down) keeps POLLERR set
+        // until read; read it so the next poll blocks again instead of spinning.
+        let err = take_socket_error(fd);
+        tracing::debug!(fd, error = err, "socket error cleared");
+        return Ok(pfd.revents & libc::POLLIN != 0);
+    }
     Ok(ret > 0)
+}
+
+/// Reads and clears `SO_ERROR`.
+fn take_socket_error(fd: libc::c_int) -> libc::c_int {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for the sizes passed.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        );
+    }
+    err
 }
 
 fn duration_to_ms(d: std::time::Duration) -> libc::c_int {

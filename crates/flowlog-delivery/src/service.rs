@@ -346,7 +346,9 @@ impl Delivery {
         let m = &self.inner.metrics.cwl;
         let done = spool::read_progress(path).min(events.len());
         let rest = &events[done..];
-        for b in batch::plan(rest, now_ms(), &self.inner.limits) {
+        let batches = batch::plan(rest, now_ms(), &self.inner.limits);
+        let last = batches.len().saturating_sub(1);
+        for (n, b) in batches.into_iter().enumerate() {
             let sel: Vec<&crate::router::Event> = b.events.iter().map(|&i| &rest[i]).collect();
             let bytes: u64 = sel
                 .iter()
@@ -378,7 +380,10 @@ impl Delivery {
             if b.skipped() > 0 {
                 tracing::warn!(group = %key.group, stream = %key.stream, too_old = b.too_old, too_new = b.too_new, too_large = b.too_large, "events outside CloudWatch Logs limits dropped");
             }
-            spool::write_progress(path, done + b.end)?;
+            if n < last {
+                // After the last batch the unit itself is removed.
+                spool::write_progress(path, done + b.end)?;
+            }
         }
         Ok(())
     }

@@ -168,7 +168,7 @@ impl Spool {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
-            if name.ends_with(".tmp") {
+            if name.ends_with(".tmp") || name.ends_with(".progress-tmp") {
                 let _ = fs::remove_file(&path);
             } else if let Some(stem) = name.strip_suffix(".unit") {
                 match read_meta(&path) {

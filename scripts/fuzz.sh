@@ -53,10 +53,12 @@ for dir in fuzz/*/; do
         mkdir -p "$corpus"
         extra=()
         [ -d "$dir/seeds/$target" ] && extra+=("$dir/seeds/$target")
+        dict=()
+        [ -f "$dir/seeds/$target.dict" ] && dict+=("-dict=$dir/seeds/$target.dict")
         echo "fuzz.sh: $crate/$target for ${FUZZ_SECONDS}s"
         if ! cargo fuzz run --fuzz-dir "$dir" --sanitizer "$FUZZ_SANITIZER" -O "$target" \
             "$corpus" "${extra[@]}" -- \
-            -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+            -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
             >"$dir/last-$target.log" 2>&1; then
             echo "fuzz.sh: CRASH in $crate/$target; artifacts in $dir/artifacts/$target/:"
             tail -n 40 "$dir/last-$target.log"

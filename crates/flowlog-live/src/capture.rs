@@ -199,13 +199,7 @@ impl<R: Source, N: Source> Capture<R, N> {
                 let Some(datagram) = nl.next_chunk(Duration::ZERO)? else {
                     break;
                 };
-                for msg in nflog::messages(datagram) {
-                    match msg {
-                        Message::Packet(p) => c.on_logged(&p, now_ns),
-                        Message::Malformed => c.stats.nflog_malformed += 1,
-                        Message::Ack { .. } | Message::Other => {}
-                    }
-                }
+                c.on_datagram(datagram, now_ns);
             }
             let overruns = nl.take_drops()?;
             if overruns > 0 {
@@ -220,6 +214,14 @@ impl<R: Source, N: Source> Capture<R, N> {
         }
         c.apply_pending(false, 0);
         Ok(())
+    }
+
+    /// Feeds one NFLOG datagram read elsewhere: a process capturing several interfaces of one
+    /// namespace can bind the group once (only one socket may) and hand every datagram to
+    /// each interface's capture; each keeps only the packets of its own ifindex. Needs
+    /// `cfg.nflog_group` set.
+    pub fn feed_nflog(&mut self, datagram: &[u8], now_ns: u64) {
+        self.counter.on_datagram(datagram, now_ns);
     }
 
     /// Closes the windows that ended at least `grace` before `now_ns`; an idle window gives
@@ -313,6 +315,16 @@ impl Counter {
         self.stats.packets += packets;
         self.table
             .add_counts(ENI, &meta, ts_ns, Action::Accept, packets, bytes);
+    }
+
+    fn on_datagram(&mut self, datagram: &[u8], now_ns: u64) {
+        for msg in nflog::messages(datagram) {
+            match msg {
+                Message::Packet(p) => self.on_logged(&p, now_ns),
+                Message::Malformed => self.stats.nflog_malformed += 1,
+                Message::Ack { .. } | Message::Other => {}
+            }
+        }
     }
 
     fn on_logged(&mut self, p: &LoggedPacket<'_>, now_ns: u64) {

@@ -55,6 +55,16 @@ pub fn open(
     })
 }
 
+/// Opens an NFLOG listener alone in `netns`, for a process that captures several interfaces
+/// of one namespace and hands its datagrams to each capture ([`crate::Capture::feed_nflog`]).
+pub fn open_nflog(netns: Option<&Path>, cfg: NflogConfig) -> Result<NetlinkSocket> {
+    in_netns(netns, || {
+        let mut sock = NetlinkSocket::open()?;
+        bind_group(&mut sock, &cfg)?;
+        Ok(sock)
+    })
+}
+
 /// Sends the NFLOG bind request and waits for the kernel's answer.
 fn bind_group(sock: &mut NetlinkSocket, cfg: &NflogConfig) -> Result<()> {
     const SEQ: u32 = 1;

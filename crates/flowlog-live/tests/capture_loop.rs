@@ -437,3 +437,31 @@ fn finish_flushes_traffic_of_the_current_window() {
         )]
     );
 }
+
+#[test]
+fn one_nflog_socket_can_feed_several_interfaces() {
+    let out = ipv4(A, B, 17, &udp(6000, 9998, 12));
+    let datagram = nl::packet(7, 3, None, Some(IFINDEX), Some((T0 + 1, 0)), None, &out);
+    let mut cfg_other = CaptureConfig::new(IFINDEX + 1, 10);
+    cfg_other.nflog_group = Some(7);
+    let mut ours = capture(Some(7));
+    let mut other: Capture<FakeSource, FakeSource> =
+        Capture::new(FakeSource::new(), None, cfg_other);
+    for c in [&mut ours, &mut other] {
+        c.step(Duration::ZERO, (T0 + 1) * S).unwrap();
+        c.feed_nflog(&datagram, (T0 + 1) * S);
+    }
+    assert_eq!(
+        lines(&closed(&mut ours, (T0 + 11) * S)),
+        vec![format!(
+            "10.0.0.1 10.0.0.2 6000 9998 17 1 40 {} {} REJECT",
+            T0 + 1,
+            T0 + 1
+        )]
+    );
+    assert_eq!(other.stats().nflog_ignored, 1);
+    assert_eq!(
+        lines(&closed(&mut other, (T0 + 11) * S)),
+        vec![format!("{} {} NODATA", T0, T0 + 10)]
+    );
+}

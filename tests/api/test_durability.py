@@ -63,7 +63,7 @@ def test_kill9_in_the_middle(make_server):
     """SIGKILL while threads send CreateVpc + CreateFlowLogs; restart on the same data dir:
     every create that got a 200 is there, and the store opens."""
     srv = make_server()
-    acked_vpcs, acked_fls, errors = [], [], []
+    acked_vpcs, acked_fls, errors, tokens = [], [], [], {}
     stop = threading.Event()
 
     def worker(n):
@@ -76,9 +76,11 @@ def test_kill9_in_the_middle(make_server):
                     continue
                 vid = r.xml.findtext("vpc/vpcId")
                 acked_vpcs.append(vid)
-                f = srv.create_fl([vid], dest=f"arn:aws:s3:::b1/k{n}/", timeout=5)
+                tok = f"kill9-{vid}"
+                f = srv.create_fl([vid], dest=f"arn:aws:s3:::b1/k{n}/", ClientToken=tok, timeout=5)
                 if f.status == 200:
                     acked_fls.extend(f.ids())
+                    tokens[tok] = (vid, n, f.ids())
                 elif f.status >= 500:
                     errors.append(f)
             except Exception:  # connection refused/reset once the server is gone
@@ -86,27 +88,35 @@ def test_kill9_in_the_middle(make_server):
                     return
                 time.sleep(0.01)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    deadline = time.time() + 20
-    while len(acked_fls) < 60 and time.time() < deadline:
-        time.sleep(0.05)
-    srv.kill()  # kill -9 with requests in flight
-    stop.set()
-    for t in threads:
-        t.join(10)
-    assert not errors, errors[:3]
-    assert len(acked_fls) >= 10, "too few creates acknowledged before the kill to test anything"
-    srv.start()
-    ec2 = srv.client()
-    have_vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
-    have_fls = {f["FlowLogId"]: f for f in ec2.describe_flow_logs()["FlowLogs"]}
-    lost_v = [v for v in acked_vpcs if v not in have_vpcs]
-    lost_f = [f for f in acked_fls if f not in have_fls]
-    assert not lost_v and not lost_f, f"lost after kill -9: {len(lost_v)} VPCs, {len(lost_f)} flow logs"
-    for f in acked_fls:
-        assert have_fls[f]["ResourceId"] in have_vpcs
+    for round_no in range(3):  # three kill -9 / restart cycles on one data dir
+        stop.clear()
+        target = len(acked_fls) + 40
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 20
+        while len(acked_fls) < target and time.time() < deadline:
+            time.sleep(0.05)
+        srv.kill()  # kill -9 with requests in flight
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert not errors, errors[:3]
+        assert len(acked_fls) >= 10, "too few creates acknowledged before the kill to test anything"
+        srv.start()
+        ec2 = srv.client()
+        have_vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+        have_fls = {f["FlowLogId"]: f for f in ec2.describe_flow_logs()["FlowLogs"]}
+        lost_v = [v for v in acked_vpcs if v not in have_vpcs]
+        lost_f = [f for f in acked_fls if f not in have_fls]
+        assert not lost_v and not lost_f, f"lost after kill -9: {len(lost_v)} VPCs, {len(lost_f)} flow logs"
+        for f in acked_fls:
+            assert have_fls[f]["ResourceId"] in have_vpcs
+        # the ClientToken records are as durable as the flow logs they answer for
+        for tok, (vid, n, ids) in list(tokens.items())[-20:]:
+            again = expect_ok(srv.create_fl([vid], dest=f"arn:aws:s3:::b1/k{n}/", ClientToken=tok), "CreateFlowLogs")
+            assert again.ids() == ids, (tok, again)
+        assert {f["FlowLogId"] for f in srv.client().describe_flow_logs()["FlowLogs"]} == set(have_fls)
     # the store still takes writes
     v = srv.vpc()
     assert srv.fl_ok([v])

@@ -26,13 +26,17 @@ use crate::map::{hash_key, Counters, FlowMap, Hashed};
 
 type Map = FlowMap;
 
+/// Longest window accepted (longer configurations are clamped): keeps window arithmetic
+/// far from overflow.
+pub const MAX_INTERVAL: u64 = 1 << 32;
+
 /// Packets handled per batch by [`FlowTable::add_batch`].
 const BATCH: usize = 32;
 
 /// Configuration of a [`FlowTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowConfig {
-    /// Aggregation window in seconds (at least 1).
+    /// Aggregation window in seconds (1 to [`MAX_INTERVAL`]).
     pub interval_s: u64,
     /// Most entries held across all open windows.
     pub capacity: usize,
@@ -127,6 +131,10 @@ pub struct FlowTable {
     windows: Vec<Window>,
     /// Index into `windows` of the last window used.
     hot: usize,
+    /// Nanosecond range `[lo, hi)` of the window at `hot` (empty when unknown), so that most
+    /// packets find their window without a division.
+    hot_lo_ns: u64,
+    hot_hi_ns: u64,
     entries: usize,
     pool: Vec<Map>,
     scratch: Vec<(FlowKey, Counters)>,
@@ -140,10 +148,12 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> FlowTable {
         FlowTable {
-            interval: cfg.interval_s.max(1),
+            interval: cfg.interval_s.clamp(1, MAX_INTERVAL),
             capacity: cfg.capacity,
             windows: Vec::new(),
             hot: 0,
+            hot_lo_ns: 0,
+            hot_hi_ns: 0,
             entries: 0,
             pool: Vec::new(),
             scratch: Vec::new(),
@@ -181,14 +191,29 @@ impl FlowTable {
         self.windows.iter().map(|w| w.start)
     }
 
+    /// Index of the window holding `ts_ns`, created if needed.
+    #[inline(always)]
+    fn window_of(&mut self, ts_ns: u64) -> usize {
+        if ts_ns >= self.hot_lo_ns && ts_ns < self.hot_hi_ns {
+            return self.hot;
+        }
+        self.window_index(self.window_start(ts_ns / 1_000_000_000))
+    }
+
     #[inline]
     fn window_index(&mut self, start: u64) -> usize {
-        if let Some(w) = self.windows.get(self.hot) {
-            if w.start == start {
-                return self.hot;
-            }
-        }
-        let i = match self.windows.binary_search_by_key(&start, |w| w.start) {
+        let i = match self.windows.get(self.hot) {
+            Some(w) if w.start == start => self.hot,
+            _ => self.find_or_open(start),
+        };
+        self.hot = i;
+        self.hot_lo_ns = start.saturating_mul(1_000_000_000);
+        self.hot_hi_ns = (start + self.interval).saturating_mul(1_000_000_000);
+        i
+    }
+
+    fn find_or_open(&mut self, start: u64) -> usize {
+        match self.windows.binary_search_by_key(&start, |w| w.start) {
             Ok(i) => i,
             Err(i) => {
                 let flows = self.pool.pop().unwrap_or_default();
@@ -202,9 +227,7 @@ impl FlowTable {
                 );
                 i
             }
-        };
-        self.hot = i;
-        i
+        }
     }
 
     /// Counts one packet of `ip_len` bytes.
@@ -248,8 +271,7 @@ impl FlowTable {
             for (slot, (ts_ns, m)) in keys.iter_mut().zip(chunk) {
                 let key = FlowKey::new(eni, m, action);
                 let h = hash_key(&key);
-                let t = ts_ns / 1_000_000_000;
-                let wi = self.window_index(self.window_start(t));
+                let wi = self.window_of(*ts_ns);
                 acc ^= self.windows[wi].flows.touch(h);
                 *slot = Some((key, h));
             }
@@ -277,11 +299,10 @@ impl FlowTable {
         flags: u8,
     ) -> bool {
         let t = ts_ns / 1_000_000_000;
-        let start = self.window_start(t);
-        if start < self.closed_before {
+        let wi = self.window_of(ts_ns);
+        if self.windows[wi].start < self.closed_before {
             self.stats.late_packets += packets;
         }
-        let wi = self.window_index(start);
         let full = self.entries >= self.capacity;
         let w = &mut self.windows[wi];
         if let Some(c) = w.flows.get_mut(&key, h) {
@@ -393,6 +414,8 @@ impl FlowTable {
             .count();
         let closing: Vec<Window> = self.windows.drain(..n_close).collect();
         self.hot = 0;
+        self.hot_lo_ns = 0;
+        self.hot_hi_ns = 0;
         let mut closing = closing.into_iter().peekable();
         if !nodata.is_empty() {
             // every fully elapsed window since the last NODATA pass, with or without traffic
@@ -438,6 +461,8 @@ impl FlowTable {
     pub fn close_all(&mut self, sink: &mut impl FnMut(WindowRecord)) {
         let windows: Vec<Window> = std::mem::take(&mut self.windows);
         self.hot = 0;
+        self.hot_lo_ns = 0;
+        self.hot_hi_ns = 0;
         for w in windows {
             let end = w.start + self.interval;
             self.closed_before = self.closed_before.max(end);

@@ -181,8 +181,11 @@ fn read_packets(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.interval == 0 {
-        bail!("--interval must be at least 1 second");
+    if args.interval == 0 || args.interval > flowlog_flow::table::MAX_INTERVAL {
+        bail!(
+            "--interval must be between 1 and {} seconds",
+            flowlog_flow::table::MAX_INTERVAL
+        );
     }
     if args.capacity == 0 {
         bail!("--capacity must be at least 1");

@@ -1,0 +1,131 @@
+//! S3 throttling and 5xx, which moto and s3s-fs never produce: a tiny in-test S3 stand-in
+//! answers PutObject with `503 SlowDown` or `500 InternalError` a given number of times.
+//! The flow log goes FAILED / `Rate limited` (resp. `Unknown error`) and back to SUCCESS, and
+//! each object is stored once under its key.
+
+mod common;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use common::*;
+use flowlog_delivery::config::{CwlConfig, DeliveryConfig, S3Config};
+use flowlog_delivery::{Delivery, RecordingListener};
+use flowlog_model::DeliverStatus;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Fake {
+    faults: VecDeque<(StatusCode, &'static str)>,
+    objects: HashMap<String, Vec<u8>>,
+    puts: usize,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+async fn put(
+    State(s): State<Shared>,
+    Path((bucket, key)): Path<(String, String)>,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let mut f = s.lock().unwrap();
+    f.puts += 1;
+    if let Some((status, code)) = f.faults.pop_front() {
+        return (
+            status,
+            format!("<Error><Code>{code}</Code><Message>injected</Message></Error>"),
+        );
+    }
+    f.objects.insert(format!("{bucket}/{key}"), body.to_vec());
+    (StatusCode::OK, String::new())
+}
+
+#[tokio::test]
+async fn slow_down_is_rate_limited_and_500_unknown_then_success() {
+    let state: Shared = Arc::default();
+    let app = axum::Router::new()
+        .route("/{bucket}/{*key}", axum::routing::put(put))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let s3 = S3Config {
+        endpoint: Some(url),
+        access_key_id: Some("a".into()),
+        secret_access_key: Some("b".into()),
+        ..S3Config::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let l = Arc::new(RecordingListener::default());
+    let cfg = DeliveryConfig {
+        window_secs: 60,
+        close_grace_secs: 0,
+        retry_initial_ms: 10,
+        retry_max_ms: 50,
+        ..DeliveryConfig::default()
+    };
+    let d = Delivery::open(dir.path(), cfg, &s3, &CwlConfig::default(), l.clone()).unwrap();
+    d.set_targets([(
+        "eni-00000001".to_string(),
+        s3_target("fl-00000001", "bkt", ""),
+    )]);
+    let w = recent_window(300);
+
+    state
+        .lock()
+        .unwrap()
+        .faults
+        .extend([(StatusCode::SERVICE_UNAVAILABLE, "SlowDown"); 3]);
+    d.submit(&records("eni-00000001", 100, w, 0)).unwrap();
+    d.run_once(w + 60).await.unwrap();
+    assert_eq!(
+        l.latest("fl-00000001"),
+        Some((DeliverStatus::Failed, Some("Rate limited")))
+    );
+    assert!(d.flush(Duration::from_secs(10)).await.unwrap());
+    assert_eq!(
+        l.latest("fl-00000001"),
+        Some((DeliverStatus::Success, None))
+    );
+
+    state
+        .lock()
+        .unwrap()
+        .faults
+        .extend([(StatusCode::INTERNAL_SERVER_ERROR, "InternalError"); 2]);
+    d.submit(&records("eni-00000001", 100, w + 60, 1)).unwrap();
+    d.run_once(w + 120).await.unwrap();
+    assert_eq!(
+        l.latest("fl-00000001"),
+        Some((DeliverStatus::Failed, Some("Unknown error")))
+    );
+    assert!(d.flush(Duration::from_secs(10)).await.unwrap());
+    assert_eq!(
+        l.latest("fl-00000001"),
+        Some((DeliverStatus::Success, None))
+    );
+
+    let f = state.lock().unwrap();
+    assert_eq!(
+        f.objects.len(),
+        2,
+        "one object per window, retries overwrite the same key"
+    );
+    assert_eq!(f.puts, 2 + 3 + 2);
+    for body in f.objects.values() {
+        assert_eq!(gunzip(body).lines().count(), 101);
+    }
+    assert!(
+        d.metrics()
+            .s3
+            .retries
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 5
+    );
+    drop(f);
+    server.abort();
+}

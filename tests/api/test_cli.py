@@ -4,7 +4,7 @@
 
 import json
 
-from conftest import FL_ID
+from apiharness import FL_ID
 
 
 def test_cli_quickstart(server):

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import FL_ID, ISO_MS, NS, ROLE, expect_ok, s3_config
+from apiharness import FL_ID, ISO_MS, NS, REPO, ROLE, Server, expect_ok, free_port, s3_config
 
 DUP_MSG = "Error. There is an existing Flow Log with the same configuration and log destination."
 
@@ -261,7 +261,6 @@ def test_s11_default_destination_type(server):
 
 @pytest.fixture(scope="module")
 def s3_server(moto, tmp_path_factory):
-    from conftest import Server
 
     moto.s3().create_bucket(Bucket="bucket-b1")
     srv = Server(tmp_path_factory.mktemp("s3srv"), config_extra=s3_config(moto.url), name="s3srv")
@@ -314,7 +313,6 @@ def test_s20_access_denied(moto, make_server):
     import boto3
     import requests
 
-    from conftest import REPO, free_port
 
     exe = shutil.which("s3s-fs") or str(REPO / ".tools" / "bin" / "s3s-fs")
     if not os.path.exists(exe):

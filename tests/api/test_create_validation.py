@@ -5,7 +5,7 @@ Every rejected request must also leave nothing behind: the VPC has no flow logs 
 
 import pytest
 
-from conftest import ROLE, expect_error
+from apiharness import ROLE, expect_error
 
 MISSING = ("MissingParameter", "InvalidParameterValue")
 

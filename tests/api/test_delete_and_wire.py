@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import CREDENTIALS, NS, ROLE, VERSION, expect_error, expect_ok
+from apiharness import CREDENTIALS, NS, ROLE, VERSION, expect_error, expect_ok
 
 NOT_FOUND = "These flow log ids in the input list are not found: [TotalCount: {n}] {ids}"
 

@@ -7,7 +7,7 @@ tests, which use servers of their own.
 
 import pytest
 
-from conftest import ISO_MS, NS, ROLE, expect_error, expect_ok
+from apiharness import ISO_MS, NS, ROLE, expect_error, expect_ok
 
 G2_ARN = "arn:aws:logs:us-east-1:123456789012:log-group:g2"
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from conftest import REGION, Server, expect_ok
+from apiharness import REGION, Server, expect_ok
 
 
 def snapshot(srv):

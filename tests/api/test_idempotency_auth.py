@@ -6,7 +6,7 @@ import datetime
 import botocore.exceptions
 import pytest
 
-from conftest import CREDENTIALS, ROLE, expect_error, expect_ok
+from apiharness import CREDENTIALS, FLOWLOG_BIN, ROLE, expect_error, expect_ok
 
 DRYRUN_MSG = "Request would have succeeded, but DryRun flag is set."
 UNAUTH_MSG = "You are not authorized to perform this operation."
@@ -342,7 +342,6 @@ def test_cli_help():
     """`flowlog --help` and `flowlog serve --help` work and document the serve options."""
     import subprocess
 
-    from conftest import FLOWLOG_BIN
 
     top = subprocess.run([FLOWLOG_BIN, "--help"], capture_output=True, text=True, timeout=30)
     assert top.returncode == 0 and "serve" in top.stdout, top

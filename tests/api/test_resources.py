@@ -8,7 +8,7 @@ import re
 import botocore.exceptions
 import pytest
 
-from conftest import ROLE, expect_error, expect_ok
+from apiharness import ROLE, expect_error, expect_ok
 
 
 def test_create_vpc_fields(server):

@@ -5,7 +5,7 @@ is signed by botocore and must verify (HTTP 200), and the decoded value must be 
 
 import pytest
 
-from conftest import expect_ok
+from apiharness import expect_ok
 
 NASTY = ["a b", "a+b", "a*b", "a~b", "a/b", "a=b", "a&b", "caf\u00e9", "\u4e2d\u6587", "%41", "a;b", "a,b"]
 

@@ -7,6 +7,7 @@
 //! [`worker::Worker`] for each new interface, stops the ones no longer wanted (flushing their
 //! window), and hands delivery the new routing. The agent knows no SQL and no HTTP server.
 
+pub mod nflog_hub;
 pub mod protocol;
 pub mod remote;
 pub mod worker;
@@ -82,6 +83,7 @@ pub struct Agent {
     workers: BTreeMap<String, (Assignment, Worker)>,
     /// Interfaces that failed to open, with when to try again.
     retry_at: BTreeMap<String, Instant>,
+    nflog: nflog_hub::NflogHubs,
 }
 
 impl Agent {
@@ -98,6 +100,7 @@ impl Agent {
             statuses,
             workers: BTreeMap::new(),
             retry_at: BTreeMap::new(),
+            nflog: Default::default(),
         }
     }
 
@@ -223,6 +226,7 @@ impl Agent {
                 &a.ifname,
                 &self.cfg.worker,
                 self.delivery.clone(),
+                &self.nflog,
             ) {
                 Ok(w) => {
                     self.retry_at.remove(&eni);

@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::sync::mpsc::Receiver;
+
 use flowlog_delivery::Delivery;
-use flowlog_live::{Capture, CaptureConfig, LiveError, NflogConfig, RingConfig};
+use flowlog_live::{Capture, CaptureConfig, LiveError, RingConfig};
+
+use crate::nflog_hub::NflogHubs;
 use flowlog_model::FlowRecord;
 
 /// Settings shared by every worker.
@@ -59,6 +63,7 @@ impl Worker {
         ifname: &str,
         cfg: &WorkerConfig,
         delivery: Delivery,
+        hubs: &NflogHubs,
     ) -> Result<Worker, LiveError> {
         let ring_cfg = RingConfig {
             block_size: 1 << 20,
@@ -66,34 +71,31 @@ impl Worker {
             ..RingConfig::default()
         };
         let ns_path = netns.map(flowlog_live::netns_path);
-        let opened = match flowlog_live::open(
-            ifname,
-            ns_path.as_deref(),
-            ring_cfg,
-            cfg.nflog_group.map(NflogConfig::new),
-        ) {
-            Err(LiveError::NflogGroupBusy { group }) => {
-                tracing::warn!(eni = eni_id, group, "NFLOG group already bound in this namespace; capturing without REJECT verdicts");
-                flowlog_live::open(ifname, ns_path.as_deref(), ring_cfg, None)?
-            }
-            other => other?,
+        let opened = flowlog_live::open(ifname, ns_path.as_deref(), ring_cfg, None)?;
+        // REJECT verdicts come from the namespace's shared NFLOG listener.
+        let verdicts = match cfg.nflog_group {
+            Some(group) => match hubs.subscribe(netns, group) {
+                Ok(rx) => Some(rx),
+                Err(e) => {
+                    tracing::warn!(eni = eni_id, group, error = %e, "no NFLOG verdicts for this interface; every packet counts as ACCEPT");
+                    None
+                }
+            },
+            None => None,
         };
         let mut ccfg = CaptureConfig::new(opened.ifindex, cfg.interval_s.max(1));
         ccfg.capacity = cfg.capacity.max(1);
         ccfg.block_timeout = Duration::from_millis(u64::from(ring_cfg.retire_timeout_ms));
-        ccfg.nflog_group = if opened.nflog.is_some() {
-            cfg.nflog_group
-        } else {
-            None
-        };
-        let capture = Capture::new(opened.ring, opened.nflog, ccfg);
+        ccfg.nflog_group = verdicts.as_ref().and(cfg.nflog_group);
+        let capture: Capture<_, flowlog_live::sys::netlink::NetlinkSocket> =
+            Capture::new(opened.ring, None, ccfg);
         let stop = Arc::new(AtomicBool::new(false));
         let (eni, account) = (eni_id.to_string(), account_id.to_string());
         let stop2 = stop.clone();
         let settle = ccfg.block_timeout * 2 + Duration::from_millis(100);
         let thread = std::thread::Builder::new()
             .name(format!("capture-{ifname}"))
-            .spawn(move || run(capture, stop2, settle, &eni, &account, &delivery))
+            .spawn(move || run(capture, verdicts, stop2, settle, &eni, &account, &delivery))
             .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
         tracing::info!(
             eni = eni_id,
@@ -128,6 +130,7 @@ impl Drop for Worker {
 
 fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     mut capture: Capture<R, N>,
+    verdicts: Option<Receiver<Arc<[u8]>>>,
     stop: Arc<AtomicBool>,
     settle: Duration,
     eni: &str,
@@ -148,6 +151,11 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
         if let Err(e) = capture.step(Duration::from_millis(100), now_ns()) {
             tracing::error!(eni, error = %e, "capture failed; stopping this interface");
             break;
+        }
+        if let Some(rx) = &verdicts {
+            while let Ok(d) = rx.try_recv() {
+                capture.feed_nflog(&d, now_ns());
+            }
         }
         capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
         deliver(&mut batch);

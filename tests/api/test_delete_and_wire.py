@@ -355,3 +355,61 @@ def test_slowloris_does_not_block_others(server):
     finally:
         s.close()
     still_up(server)
+
+
+def _raw_exchange(server, payload: bytes, timeout: float = 10) -> bytes:
+    host, port = server.hostport
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        try:
+            s.sendall(payload)
+        except OSError:
+            pass
+        data = b""
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+                if b"\r\n\r\n" in data and len(data) > 12:
+                    break
+        except OSError:
+            pass
+    return data
+
+
+def status_of(data: bytes) -> int:
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+
+
+@pytest.mark.parametrize("kind", ["huge-header", "many-headers", "garbage", "cl-and-te", "bad-content-length"])
+def test_malformed_http(server, kind):
+    """Broken HTTP never crashes the server: a 4xx or a closed connection, never a 5xx."""
+    if kind == "huge-header":
+        payload = b"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: " + b"A" * (1024 * 1024) + b"\r\n\r\n"
+    elif kind == "many-headers":
+        payload = b"POST / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(5000)) + b"\r\n"
+    elif kind == "garbage":
+        payload = bytes(range(256)) * 64
+    elif kind == "cl-and-te":
+        payload = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    else:
+        payload = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\nAction=x"
+    data = _raw_exchange(server, payload)
+    st = status_of(data)
+    assert st == 0 or 400 <= st < 500, data[:300]
+    still_up(server)
+
+
+def test_many_idle_connections(server):
+    """300 idle half-open connections do not stop the server from answering others."""
+    host, port = server.hostport
+    socks = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+            socks.append(s)
+        still_up(server)
+    finally:
+        for s in socks:
+            s.close()
+    still_up(server)

@@ -231,7 +231,7 @@ async fn outage_then_back_overwrites_nothing_twice() {
     // Destination down (nothing listens), records keep coming, then the server appears on that
     // port: every record lands exactly once, one object per sealed batch.
     let Some(bin) = find_tool("MOTO_SERVER", "moto_server") else {
-        eprintln!("SKIP: moto_server not found");
+        common::missing("moto_server");
         return;
     };
     let port = free_port();

@@ -140,10 +140,19 @@ pub fn find_tool(env: &str, name: &str) -> Option<PathBuf> {
     None
 }
 
+/// A peer server is not installed: outside CI the test says SKIP and returns; in CI (where
+/// `scripts/setup.sh` installs every peer) a missing peer is a failure, never a silent pass.
+pub fn missing(tool: &str) {
+    if std::env::var_os("CI").is_some() || std::env::var_os("FLOWLOG_REQUIRE_PEERS").is_some() {
+        panic!("{tool} is not installed, but CI must run this test (scripts/setup.sh installs it)");
+    }
+    eprintln!("SKIP: {tool} not found (set its path in the environment or run scripts/setup.sh)");
+}
+
 /// Starts `moto_server` on a free port; `None` (with a printed reason) when not installed.
 pub fn start_moto() -> Option<(ChildGuard, String)> {
     let Some(bin) = find_tool("MOTO_SERVER", "moto_server") else {
-        eprintln!("SKIP: moto_server not found (set MOTO_SERVER or run scripts/setup.sh)");
+        missing("moto_server");
         return None;
     };
     let port = free_port();
@@ -168,7 +177,7 @@ pub fn start_s3s(
     secret: &str,
 ) -> Option<(ChildGuard, String)> {
     let Some(bin) = find_tool("S3S_FS", "s3s-fs") else {
-        eprintln!("SKIP: s3s-fs not found (set S3S_FS or run scripts/setup.sh)");
+        missing("s3s-fs");
         return None;
     };
     let port = free_port();

@@ -60,9 +60,34 @@ fuzz_target!(|data: &[u8]| {
     let action = ACTIONS[usize::from(pick) % ACTIONS.len()];
     let mut body = format!("Action={action}&Version=2016-11-15&").into_bytes();
     body.extend_from_slice(rest);
-    let headers = flowlog_api::sigv4::sign_headers("POST", "127.0.0.1", "/", &body, KEY, SECRET, "us-east-1", AMZ_DATE);
-    let req = Request { method: "POST", path: "/", query: "", headers: &headers, body: &body, now: NOW };
+    let headers = flowlog_api::sigv4::sign_headers(
+        "POST",
+        "127.0.0.1",
+        "/",
+        &body,
+        KEY,
+        SECRET,
+        "us-east-1",
+        AMZ_DATE,
+    );
+    let req = Request {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+        body: &body,
+        now: NOW,
+    };
     let resp = api().handle(&req);
-    assert!(resp.status < 500, "client input got HTTP {}: {}", resp.status, resp.body);
-    assert!(resp.body.starts_with("<?xml"), "not an XML body: {}", resp.body);
+    assert!(
+        resp.status < 500,
+        "client input got HTTP {}: {}",
+        resp.status,
+        resp.body
+    );
+    assert!(
+        resp.body.starts_with("<?xml"),
+        "not an XML body: {}",
+        resp.body
+    );
 });

@@ -28,7 +28,8 @@ fuzz_target!(|data: &[u8]| {
         again.push('=');
         encode(value, &mut again);
     }
-    let round = flowlog_api::query::decode(again.as_bytes()).expect("a re-encoded decode result must decode");
+    let round = flowlog_api::query::decode(again.as_bytes())
+        .expect("a re-encoded decode result must decode");
     assert_eq!(round, params, "round trip changed the parameters");
     // The typed readers every action uses must not panic either.
     for name in params.names().map(str::to_string).collect::<Vec<_>>() {

@@ -20,10 +20,19 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.to_string(), v.trim().to_string()))
         .collect();
-    let req = SignedRequest { method, path, query, headers: &headers, body };
+    let req = SignedRequest {
+        method,
+        path,
+        query,
+        headers: &headers,
+        body,
+    };
     let now = flowlog_api::sigv4::parse_amz_date("20260101T000000Z").unwrap_or(1_767_225_600);
     let res = verify(&req, "us-east-1", now, |key| {
         (key == "AKIAFUZZ").then(|| "fuzz-secret-that-the-fuzzer-cannot-guess".to_string())
     });
-    assert!(res.is_err(), "a request nobody signed was accepted: {res:?}");
+    assert!(
+        res.is_err(),
+        "a request nobody signed was accepted: {res:?}"
+    );
 });

@@ -83,6 +83,22 @@ pub fn agent_config(section: &AgentSection) -> anyhow::Result<flowlog_agent::Age
     })
 }
 
+/// Delivery with the config's sinks, spooling under `data_dir`; status changes go to `statuses`.
+pub fn open_delivery(
+    config: &Config,
+    data_dir: &std::path::Path,
+    statuses: Arc<flowlog_agent::StatusQueue>,
+) -> anyhow::Result<flowlog_delivery::Delivery> {
+    flowlog_delivery::Delivery::open(
+        data_dir,
+        config.delivery.clone(),
+        &config.s3.clone().unwrap_or_default(),
+        &config.cloudwatch_logs.clone().unwrap_or_default(),
+        statuses,
+    )
+    .context("cannot open the delivery spool")
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::logging::init();
     let mut config = match &args.config {
@@ -106,14 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let statuses = Arc::new(flowlog_agent::StatusQueue::default());
-    let delivery = flowlog_delivery::Delivery::open(
-        &data_dir,
-        config.delivery.clone(),
-        &config.s3.clone().unwrap_or_default(),
-        &config.cloudwatch_logs.clone().unwrap_or_default(),
-        statuses.clone(),
-    )
-    .context("cannot open the delivery spool")?;
+    let delivery = open_delivery(&config, &data_dir, statuses.clone())?;
     let control = flowlog_agent::remote::RemoteControlPlane::new(
         &args.control_plane,
         &args.region,

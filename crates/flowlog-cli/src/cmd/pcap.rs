@@ -1,7 +1,8 @@
 //! `flowlog pcap FILE`: a pcap or pcapng file → VPC flow log v2 records.
 //!
-//! One pass over the file: [`CaptureReader`] frames → [`parse`] → [`FlowTable`] (one ENI, every
-//! packet ACCEPT). Windows close as packet time moves on; the current and the previous window
+//! One pass over the file on two threads: a reading thread turns [`CaptureReader`] frames into
+//! parsed packets ([`parse`]) and hands them over in batches of 4096; the calling thread counts
+//! them into the [`FlowTable`] (one ENI, every packet ACCEPT) and formats records. Windows close as packet time moves on; the current and the previous window
 //! stay open so slightly out-of-order files still count exactly, and memory stays bounded on
 //! files of any size. Records go to `--out` or stdout through one large buffer; a progress line
 //! goes to stderr when it is a terminal, and a summary of skipped frames at the end. A file
@@ -193,7 +194,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let file = File::open(&args.file)
         .with_context(|| format!("cannot open capture file {}", args.file.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let reader = match CaptureReader::with_buffer_size(file, READ_BUFFER) {
+    let rb = std::env::var("FLOWLOG_RB").ok().and_then(|v| v.parse().ok()).unwrap_or(READ_BUFFER);
+    let reader = match CaptureReader::with_buffer_size(file, rb) {
         Ok(r) => r,
         Err(e) => bail!("{}: {e}", args.file.display()),
     };

@@ -105,14 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let statuses = Arc::new(flowlog_agent::StatusQueue::default());
-    let delivery = flowlog_delivery::Delivery::open(
-        &data_dir,
-        config.delivery.clone(),
-        &config.s3.clone().unwrap_or_default(),
-        &config.cloudwatch_logs.clone().unwrap_or_default(),
-        statuses.clone(),
-    )
-    .context("cannot open the delivery spool")?;
+    let delivery = crate::cmd::agent::open_delivery(&config, &data_dir, statuses.clone())?;
     let buckets: Option<Arc<dyn flowlog_api::BucketCheck>> =
         match config.s3.as_ref().and_then(|s| s.endpoint.as_ref()) {
             Some(_) => Some(Arc::new(DeliveryBuckets {
@@ -252,18 +245,7 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
     let Ok(body) = axum::body::to_bytes(body, 8 * 1024 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "sync body larger than 8 MiB").into_response();
     };
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let path = parts.uri.path().to_string();
-    let query = parts.uri.query().unwrap_or_default().to_string();
+    let (headers, path, query) = request_parts(&parts);
     let result = tokio::task::spawn_blocking(
         move || -> Result<flowlog_agent::SyncResponse, (StatusCode, String)> {
             let now = std::time::SystemTime::now()
@@ -332,19 +314,8 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     if body.len() > flowlog_api::MAX_BODY_BYTES {
         return too_large();
     }
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let (headers, path, query) = request_parts(&parts);
     let method = parts.method.as_str().to_string();
-    let path = parts.uri.path().to_string();
-    let query = parts.uri.query().unwrap_or_default().to_string();
     let api2 = api.clone();
     let result = tokio::task::spawn_blocking(move || {
         let now = std::time::SystemTime::now()
@@ -385,6 +356,24 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
         "request"
     );
     xml_response(resp.status, resp.body)
+}
+
+/// Headers (names as sent, values lossily decoded), path and raw query of a request, as the
+/// SigV4 check wants them.
+fn request_parts(parts: &axum::http::request::Parts) -> (Vec<(String, String)>, String, String) {
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
+    (headers, path, query)
 }
 
 fn uuid_like() -> String {

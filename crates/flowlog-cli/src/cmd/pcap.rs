@@ -47,8 +47,10 @@ pub struct Args {
 }
 
 const OUT_BUFFER: usize = 1 << 20;
-/// Read buffer of the capture reader (refilled with reads of up to this size).
-const READ_BUFFER: usize = 1 << 20;
+/// Read buffer of the capture reader (refilled with reads of up to this size). Small enough
+/// that the bytes the kernel copies in are still in this core's L2 cache when parsed: 128 KiB
+/// measured faster than 32 KiB, 256 KiB and 1 MiB on large.pcap.
+const READ_BUFFER: usize = 128 << 10;
 
 /// Formats records into one reused line buffer and writes it out in large chunks.
 struct Output<'a> {
@@ -194,8 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let file = File::open(&args.file)
         .with_context(|| format!("cannot open capture file {}", args.file.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let rb = std::env::var("FLOWLOG_RB").ok().and_then(|v| v.parse().ok()).unwrap_or(READ_BUFFER);
-    let reader = match CaptureReader::with_buffer_size(file, rb) {
+    let reader = match CaptureReader::with_buffer_size(file, READ_BUFFER) {
         Ok(r) => r,
         Err(e) => bail!("{}: {e}", args.file.display()),
     };

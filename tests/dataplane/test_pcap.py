@@ -111,3 +111,14 @@ def test_capacity_reports_skipdata(flowlog_bin, flowgen, tmp_path):
     assert len(skip) >= 1
     assert all(line.split()[3:10] == ["-"] * 7 and line.split()[12] == "-" for line in skip)
     assert "over capacity (SKIPDATA)" in r.stderr
+
+
+def test_output_errors(flowlog_bin, shared_data):
+    r = run_pcap(flowlog_bin, shared_data / "real-h2.pcap", "--out", "/dev/full")
+    assert r.returncode != 0
+    assert "cannot write records" in r.stderr
+    # a reader that goes away early is not an error
+    p = subprocess.Popen([flowlog_bin, "pcap", str(shared_data / "real-h1.pcap")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err

@@ -250,7 +250,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // packets at or after this time open a new window, which closes the one before the previous
     let mut next_window_ns: u64 = 0;
-    let mut sink = |r: WindowRecord| out.record(r);
     let mut counted = 0u64;
     for batch in full_rx.iter() {
         let mut rest = &batch[..];
@@ -266,7 +265,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let t = ts / 1_000_000_000;
                 let start = t - t % interval;
                 next_window_ns = (start + interval).saturating_mul(1_000_000_000);
-                table.close_until(start.saturating_sub(interval), &[], &mut sink);
+                table.close_until(start.saturating_sub(interval), &[], &mut |r| out.record(r));
                 table.add_batch(0, &rest[..1], Action::Accept);
                 rest = &rest[1..];
             }
@@ -275,15 +274,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut batch = batch;
         batch.clear();
         let _ = free_tx.try_send(batch);
+        if out.error.is_some() {
+            break;
+        }
         if counted & 0xffff < BATCH_PACKETS as u64 {
             progress.show(position.load(Ordering::Relaxed), counted, false);
         }
     }
+    // a failed output (full disk, closed pipe) stops the reading thread early
+    drop(full_rx);
     let end = match reading.join() {
         Ok(end) => end,
         Err(_) => bail!("the reading thread failed"),
     };
-    table.close_all(&mut sink);
+    table.close_all(&mut |r: WindowRecord| out.record(r));
     progress.show(position.load(Ordering::Relaxed), end.frames, true);
     let ReadEnd {
         frames,
@@ -295,7 +299,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         CaptureFormat::Pcap => "pcap",
         CaptureFormat::PcapNg => "pcapng",
     };
-    let records = out.finish().context("cannot write records")?;
+    let records = match out.finish() {
+        Ok(n) => n,
+        // the reader of our output went away (`| head`): stop quietly, like other filters
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+        Err(e) => return Err(e).context("cannot write records"),
+    };
 
     let st = table.stats();
     let mut summary = format!(

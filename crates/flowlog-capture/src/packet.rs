@@ -11,8 +11,9 @@
 //!   length), not the frame or captured length; a zero length field (TSO / BIG TCP super-frames)
 //!   falls back to the captured IP length.
 //! - Fragments: every fragment is a packet of the flow. The first fragment carries the ports;
-//!   later fragments (offset ≠ 0) carry none, so they are keyed with ports 0 — a separate record
-//!   of the same address pair and protocol. No reassembly state is kept.
+//!   later fragments (offset ≠ 0) carry none: the parser reports ports 0 and the fragment
+//!   identification (`frag_id`), so that a stateful caller (`flowlog-flow`) can give them the
+//!   ports of their first fragment. The parser itself keeps no state.
 //! - Frames that are not IP (ARP, LLDP, ...) are [`SkipReason::NotIp`]; truncated or malformed
 //!   headers get their own reasons. Counting is the caller's job ([`SkipCounts`]).
 //!
@@ -105,6 +106,8 @@ pub struct PacketMeta {
     /// headers and the TCP/UDP header), for GSO expansion. Never more than `ip_len`.
     pub header_len: u32,
     pub fragment: Fragment,
+    /// Fragment identification (IPv4 ID, IPv6 fragment header ID) of fragments; 0 otherwise.
+    pub frag_id: u32,
 }
 
 impl PacketMeta {
@@ -332,7 +335,11 @@ pub fn ipv4(b: &[u8]) -> Result<PacketMeta, SkipReason> {
         } else {
             Fragment::None
         },
+        frag_id: 0,
     };
+    if offset != 0 || more {
+        m.frag_id = u16::from_be_bytes([b[4], b[5]]) as u32;
+    }
     m.src[..4].copy_from_slice(&b[12..16]);
     m.dst[..4].copy_from_slice(&b[16..20]);
     if offset != 0 {
@@ -366,6 +373,7 @@ pub fn ipv6(b: &[u8]) -> Result<PacketMeta, SkipReason> {
         ip_len: ip_len as u32,
         header_len: 40,
         fragment: Fragment::None,
+        frag_id: 0,
     };
     m.src.copy_from_slice(&b[8..24]);
     m.dst.copy_from_slice(&b[24..40]);
@@ -387,6 +395,9 @@ pub fn ipv6(b: &[u8]) -> Result<PacketMeta, SkipReason> {
                 let h = h.ok_or(SkipReason::TruncatedIp)?;
                 nh = h[0];
                 let fo = u16::from_be_bytes([h[2], h[3]]);
+                if fo != 0 {
+                    m.frag_id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+                }
                 if fo >> 3 != 0 {
                     m.fragment = Fragment::Later;
                     m.protocol = nh;

@@ -8,6 +8,8 @@
 
 use flowlog_capture::{Family, PacketMeta};
 
+use crate::key::FlowKey;
+
 const IMDS_V4: [u8; 4] = [169, 254, 169, 254];
 const TIME_V4: [u8; 4] = [169, 254, 169, 123];
 const IMDS_V6: [u8; 16] = [
@@ -30,16 +32,34 @@ fn special(family: Family, a: &[u8; 16]) -> bool {
 /// True when the packet belongs to traffic that produces no flow log record.
 #[inline]
 pub fn excluded(m: &PacketMeta) -> bool {
-    if m.protocol == 17 {
+    excluded_parts(m.family, &m.src, &m.dst, m.protocol, m.src_port, m.dst_port)
+}
+
+/// [`excluded`] for a flow key.
+#[inline]
+pub fn excluded_key(k: &FlowKey) -> bool {
+    excluded_parts(k.family, &k.src, &k.dst, k.protocol, k.src_port, k.dst_port)
+}
+
+#[inline(always)]
+fn excluded_parts(
+    family: Family,
+    src: &[u8; 16],
+    dst: &[u8; 16],
+    proto: u8,
+    sp: u16,
+    dp: u16,
+) -> bool {
+    if proto == 17 {
         let dhcp4 = |p: u16| p == 67 || p == 68;
         let dhcp6 = |p: u16| p == 546 || p == 547;
-        if (dhcp4(m.src_port) && dhcp4(m.dst_port)) || (dhcp6(m.src_port) && dhcp6(m.dst_port)) {
+        if (dhcp4(sp) && dhcp4(dp)) || (dhcp6(sp) && dhcp6(dp)) {
             return true;
         }
     }
     // cheap pre-check: both special addresses start with 169 / 0xfd
-    (m.src[0] == 169 || m.src[0] == 0xfd || m.dst[0] == 169 || m.dst[0] == 0xfd)
-        && (special(m.family, &m.src) || special(m.family, &m.dst))
+    (src[0] == 169 || src[0] == 0xfd || dst[0] == 169 || dst[0] == 0xfd)
+        && (special(family, src) || special(family, dst))
 }
 
 #[cfg(test)]
@@ -59,6 +79,7 @@ mod tests {
             ip_len: 60,
             header_len: 40,
             fragment: Fragment::None,
+            frag_id: 0,
         };
         m.src[..4].copy_from_slice(&src);
         m.dst[..4].copy_from_slice(&dst);

@@ -9,6 +9,7 @@
 //! never logs (spec §4).
 
 pub mod exclude;
+pub mod frag;
 pub mod key;
 mod map;
 pub mod table;

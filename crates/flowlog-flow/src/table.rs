@@ -20,9 +20,11 @@ use flowlog_capture::{packet::addr, PacketMeta};
 use flowlog_model::record::Traffic;
 use flowlog_model::{Action, FlowRecord, LogStatus};
 
-use crate::exclude::excluded;
+use crate::exclude::{excluded, excluded_key};
+use crate::frag::FragmentPorts;
 use crate::key::FlowKey;
 use crate::map::{hash_key, Counters, FlowMap, Hashed};
+use flowlog_capture::packet::Fragment;
 
 type Map = FlowMap;
 
@@ -68,6 +70,10 @@ pub struct FlowStats {
     pub late_packets: u64,
     /// Rejected packets that had no matching ACCEPT packet to move.
     pub reject_unmatched: u64,
+    /// Later IP fragments that got the ports of their first fragment.
+    pub fragments_resolved: u64,
+    /// Later IP fragments whose first fragment was not seen: counted with ports 0.
+    pub fragments_unresolved: u64,
 }
 
 /// What [`FlowTable::add`] did with a packet.
@@ -143,6 +149,7 @@ pub struct FlowTable {
     /// NODATA has been considered for every window starting before this.
     nodata_before: u64,
     stats: FlowStats,
+    frags: FragmentPorts,
 }
 
 impl FlowTable {
@@ -160,6 +167,7 @@ impl FlowTable {
             closed_before: 0,
             nodata_before: 0,
             stats: FlowStats::default(),
+            frags: FragmentPorts::default(),
         }
     }
 
@@ -168,7 +176,11 @@ impl FlowTable {
     }
 
     pub fn stats(&self) -> FlowStats {
-        self.stats
+        FlowStats {
+            fragments_resolved: self.frags.resolved,
+            fragments_unresolved: self.frags.unresolved,
+            ..self.stats
+        }
     }
 
     /// Entries currently held across open windows.
@@ -248,6 +260,11 @@ impl FlowTable {
         packets: u64,
         bytes: u64,
     ) -> AddOutcome {
+        let mut m = *m;
+        let m = &mut m;
+        if m.fragment != Fragment::None {
+            self.frags.resolve(m);
+        }
         if excluded(m) {
             self.stats.excluded_packets += packets;
             return AddOutcome::Excluded;
@@ -265,24 +282,32 @@ impl FlowTable {
     /// each, exactly as [`FlowTable::add`] would. Faster on large tables: the table slots of the
     /// whole batch are loaded before any is updated, so their cache misses overlap.
     pub fn add_batch(&mut self, eni: u32, pkts: &[(u64, PacketMeta)], action: Action) {
-        let mut keys = [None::<(FlowKey, Hashed)>; BATCH];
+        // (key, hash, excluded) of each packet of the chunk
+        let mut keys = [None::<(FlowKey, Hashed, bool)>; BATCH];
         for chunk in pkts.chunks(BATCH) {
             let mut acc = 0u32;
             for (slot, (ts_ns, m)) in keys.iter_mut().zip(chunk) {
-                let key = FlowKey::new(eni, m, action);
+                let key = if m.fragment == Fragment::None {
+                    FlowKey::new(eni, m, action)
+                } else {
+                    let mut r = *m;
+                    self.frags.resolve(&mut r);
+                    FlowKey::new(eni, &r, action)
+                };
+                let skip = excluded_key(&key);
                 let h = hash_key(&key);
                 let wi = self.window_of(*ts_ns);
                 acc ^= self.windows[wi].flows.touch(h);
-                *slot = Some((key, h));
+                *slot = Some((key, h, skip));
             }
             std::hint::black_box(acc);
             for (slot, (ts_ns, m)) in keys.iter().zip(chunk) {
-                if excluded(m) {
-                    self.stats.excluded_packets += 1;
-                    continue;
-                }
-                if let Some((key, h)) = *slot {
-                    self.count(key, h, *ts_ns, 1, m.ip_len as u64, m.tcp_flags);
+                match *slot {
+                    Some((_, _, true)) => self.stats.excluded_packets += 1,
+                    Some((key, h, false)) => {
+                        self.count(key, h, *ts_ns, 1, m.ip_len as u64, m.tcp_flags);
+                    }
+                    None => {}
                 }
             }
         }
@@ -346,6 +371,11 @@ impl FlowTable {
     /// ACCEPT entry left with zero packets emits no record. Without a matching ACCEPT packet the
     /// packet is counted as REJECT only.
     pub fn reject(&mut self, eni: u32, m: &PacketMeta, ts_ns: u64) -> RejectOutcome {
+        let mut m = *m;
+        let m = &mut m;
+        if m.fragment != Fragment::None {
+            self.frags.resolve(m);
+        }
         if excluded(m) {
             self.stats.excluded_packets += 1;
             return RejectOutcome::Excluded;

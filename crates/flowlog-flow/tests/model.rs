@@ -48,6 +48,7 @@ fn random_packet(rng: &mut StdRng) -> PacketMeta {
         ip_len: rng.gen_range(20..1500),
         header_len: 20,
         fragment: Fragment::None,
+        frag_id: 0,
     };
     let n = if v6 { 16 } else { 4 };
     m.src[0] = 10;
@@ -253,6 +254,18 @@ fn batches_count_like_single_packets() {
         for _ in 0..3000 {
             t += rng.gen_range(0..200_000_000u64);
             let mut m = random_packet(&mut rng);
+            if rng.gen_bool(0.1) {
+                // fragments of a few datagrams, first and later ones in any order
+                m.frag_id = rng.gen_range(0..4);
+                m.fragment = if rng.gen_bool(0.5) {
+                    Fragment::First
+                } else {
+                    Fragment::Later
+                };
+                if m.fragment == Fragment::Later {
+                    (m.src_port, m.dst_port) = (0, 0);
+                }
+            }
             if rng.gen_bool(0.01) {
                 m.dst[..4].copy_from_slice(&[169, 254, 169, 254]);
                 m.family = Family::V4;

@@ -80,6 +80,7 @@ fn frag_hdr(offset_units: u16, more: bool) -> Vec<u8> {
     let mut b = vec![0u8; 8];
     let v = (offset_units << 3) | more as u16;
     b[2..4].copy_from_slice(&v.to_be_bytes());
+    b[4..8].copy_from_slice(&0x0102_0304u32.to_be_bytes());
     b
 }
 
@@ -259,7 +260,11 @@ fn ipv4_fragments() {
     assert_eq!(m.ip_len, 1500);
     // a later fragment: offset 185 (1480 bytes), no transport header, ports 0
     let later = v4(17, A, B, 0, 185, &[0xee; 100]);
+    assert_eq!(ok(LinkType::Ipv4, &first).frag_id, 0);
+    let mut later = later;
+    later[4..6].copy_from_slice(&0xbeefu16.to_be_bytes());
     let m = ok(LinkType::Ipv4, &later);
+    assert_eq!(m.frag_id, 0xbeef);
     assert_eq!(
         (m.src_port, m.dst_port, m.protocol, m.fragment),
         (0, 0, 17, Fragment::Later)

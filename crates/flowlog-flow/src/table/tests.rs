@@ -18,6 +18,7 @@ fn pkt(src: u8, dst: u8, proto: u8, sp: u16, dp: u16, len: u32) -> PacketMeta {
         ip_len: len,
         header_len: 40,
         fragment: Fragment::None,
+        frag_id: 0,
     };
     m.src[..4].copy_from_slice(&[10, 0, 0, src]);
     m.dst[..4].copy_from_slice(&[10, 0, 0, dst]);
@@ -261,4 +262,56 @@ fn gso_counts_and_names() {
     let mut out = Vec::new();
     t.drain_records(1000, &[], &[], &mut out);
     assert_eq!(out[0].interface_id, "unknown");
+}
+
+#[test]
+fn later_fragments_take_the_ports_of_their_first() {
+    let mut t = table(60, 100);
+    let mut first = pkt(1, 2, 17, 5000, 6000, 1500);
+    first.fragment = Fragment::First;
+    first.frag_id = 77;
+    let mut later = pkt(1, 2, 17, 0, 0, 520);
+    later.fragment = Fragment::Later;
+    later.frag_id = 77;
+    // a later fragment that arrives before its first keeps ports 0
+    t.add(0, &later, 9 * S, Action::Accept);
+    t.add(0, &first, 10 * S, Action::Accept);
+    t.add(0, &later, 10 * S, Action::Accept);
+    t.add_batch(0, &[(11 * S, later)], Action::Accept);
+    // another datagram (other ID) whose first fragment was never seen
+    let other = PacketMeta {
+        frag_id: 78,
+        ..later
+    };
+    t.add(0, &other, 12 * S, Action::Accept);
+    let l = lines(&all(&mut t));
+    assert_eq!(
+        l,
+        vec![
+            "2 111122223333 eni-a 10.0.0.1 10.0.0.2 0 0 17 2 1040 9 12 ACCEPT OK",
+            "2 111122223333 eni-a 10.0.0.1 10.0.0.2 5000 6000 17 3 2540 10 11 ACCEPT OK",
+        ]
+    );
+    let st = t.stats();
+    assert_eq!((st.fragments_resolved, st.fragments_unresolved), (2, 2));
+    // DHCP split into fragments is still excluded
+    let mut t = table(60, 100);
+    let dhcp_first = PacketMeta {
+        fragment: Fragment::First,
+        frag_id: 5,
+        ..pkt(1, 2, 17, 68, 67, 1500)
+    };
+    let dhcp_later = PacketMeta {
+        fragment: Fragment::Later,
+        frag_id: 5,
+        ..pkt(1, 2, 17, 0, 0, 100)
+    };
+    t.add(0, &dhcp_first, S, Action::Accept);
+    t.add_batch(0, &[(S, dhcp_later)], Action::Accept);
+    assert_eq!(
+        t.add(0, &dhcp_later, S, Action::Accept),
+        AddOutcome::Excluded
+    );
+    assert!(all(&mut t).is_empty());
+    assert_eq!(t.stats().excluded_packets, 3);
 }

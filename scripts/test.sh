@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Runs every test of the project: Rust unit and integration tests, then the end-to-end
-# suite (real aws CLI, boto3, moto_server, network namespaces) against the built binary.
-# Tests that need root report themselves skipped when not run as root.
+# Runs every test of the project: Rust unit and integration tests, bounded fuzzing, then the
+# end-to-end suites (real aws CLI, boto3, moto_server, s3s-fs, network namespaces) against the
+# built binary. Tests that need root report themselves skipped when not run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+started=$SECONDS
+stage() { echo "== test.sh: $1 (at $((SECONDS - started)) s)"; }
+
+stage "setup (Debian packages, Python venv, peer servers)"
 scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PWD/.tools/bin:$PATH"
 
+stage "cargo build"
 cargo build --workspace --bins
+stage "cargo test"
 cargo test --workspace
-FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh   # every cargo-fuzz target under fuzz/*/, bounded
+stage "fuzzing"
+# every cargo-fuzz target under fuzz/*/, bounded in total
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" FUZZ_TOTAL_SECONDS="${FUZZ_TOTAL_SECONDS:-90}" scripts/fuzz.sh
 
+stage "end-to-end suites"
 export FLOWLOG_BIN="$PWD/target/debug/flowlog"
 .venv/bin/python -m pytest -q tests/
+stage "done"

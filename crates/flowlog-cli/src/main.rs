@@ -21,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane (EC2 Query API) on its embedded defaults or a config file.
+    /// Run the service: the EC2 flow-log API, the capture agent and delivery (embedded
+    /// defaults, or a config file).
     Serve(cmd::serve::Args),
     /// Turn a pcap or pcapng file into flow log records.
     Pcap(cmd::pcap::Args),

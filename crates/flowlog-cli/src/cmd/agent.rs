@@ -24,8 +24,10 @@ pub struct Args {
     /// Region the control plane serves (signing scope).
     #[arg(long, env = "AWS_DEFAULT_REGION", default_value = crate::config::DEFAULT_REGION)]
     pub region: String,
+    /// Access key of a control-plane credential allowed `flowlog:AgentSync`.
     #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
     pub access_key_id: String,
+    /// Its secret (prefer the environment variable to the flag).
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub secret_access_key: String,
     /// Directory for the spool and embedded destinations [default: ./.flowlog-agent].

@@ -198,6 +198,11 @@ impl FlowTable {
         t_s - t_s % self.interval
     }
 
+    /// Number of open windows.
+    pub fn open_window_count(&self) -> usize {
+        self.windows.len()
+    }
+
     /// Starts of the open windows, ascending.
     pub fn open_windows(&self) -> impl Iterator<Item = u64> + '_ {
         self.windows.iter().map(|w| w.start)

@@ -250,6 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // packets at or after this time open a new window, which closes the one before the previous
     let mut next_window_ns: u64 = 0;
+    let mut current_start: u64 = 0;
     let mut counted = 0u64;
     for batch in full_rx.iter() {
         let mut rest = &batch[..];
@@ -265,10 +266,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let t = ts / 1_000_000_000;
                 let start = t - t % interval;
                 next_window_ns = (start + interval).saturating_mul(1_000_000_000);
+                current_start = start;
                 table.close_until(start.saturating_sub(interval), &[], &mut |r| out.record(r));
                 table.add_batch(0, &rest[..1], Action::Accept);
                 rest = &rest[1..];
             }
+        }
+        // packets older than the previous window re-open theirs: close them again at once, so
+        // that a file with wild timestamps cannot keep many windows open
+        if table.open_window_count() > 2 {
+            table.close_until(current_start.saturating_sub(interval), &[], &mut |r| {
+                out.record(r)
+            });
         }
         counted += batch.len() as u64;
         let mut batch = batch;

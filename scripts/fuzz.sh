@@ -19,7 +19,7 @@ export RUSTC_BOOTSTRAP=1
 TOOLS="$PWD/.tools"
 if [ ! -x "$TOOLS/bin/cargo-fuzz" ]; then
     echo "fuzz.sh: installing cargo-fuzz into $TOOLS"
-    cargo install cargo-fuzz --root "$TOOLS" --locked
+    cargo install cargo-fuzz --root "$TOOLS" --locked --debug
 fi
 export PATH="$TOOLS/bin:$PATH"
 

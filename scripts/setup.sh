@@ -32,6 +32,7 @@ fi
 # 0.14.1 is the newest release that builds with the toolchain here (0.17 wants rustc 1.96).
 if [ ! -x .tools/bin/s3s-fs ]; then
   echo "setup: installing s3s-fs into .tools (a few minutes, once)"
-  cargo install -q s3s-fs@0.14.1 --features binary --root .tools \
+  # --debug: a test peer needs no optimisation, and it builds in about half the time.
+  cargo install -q --debug s3s-fs@0.14.1 --features binary --root .tools \
     || echo "setup: s3s-fs install failed; the tests that need it will skip" >&2
 fi

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 PAYLOAD=${2:-18}
 [ "$(id -u)" = 0 ] || { echo "needs root (namespaces, AF_PACKET)"; exit 2; }
-cargo build -q --release -p flowlog-cli -p flowlog-live --example udp_flood
+cargo build -q --release -p flowlog-cli
+cargo build -q --release -p flowlog-live --example udp_flood
 BIN=target/release/flowlog
 FLOOD=target/release/examples/udp_flood
 T=$(mktemp -d)
@@ -63,7 +64,8 @@ CFG
 $BIN serve --listen 127.0.0.1:0 --data-dir "$T/data" --config "$T/cfg.toml" > "$T/out" 2> "$T/err" &
 PID=$!
 for _ in $(seq 100); do grep -q listening "$T/out" && break; sleep 0.1; done
-EP=$(grep -o 'http://[0-9.:]*' "$T/out")
+EP=$(grep -o 'http://[0-9.:]*' "$T/out" || true)
+[ -n "$EP" ] || { echo "flowlog serve did not start:"; cat "$T/err"; exit 1; }
 export AWS_ACCESS_KEY_ID=AKIABENCHADMIN000001 AWS_SECRET_ACCESS_KEY=bench-secret-000000000000000000 AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null
 AWS=".venv/bin/aws --endpoint-url $EP --output text"
 for _ in $(seq 50); do ENI=$($AWS ec2 describe-network-interfaces --filters Name=private-ip-address,Values=10.201.0.1 --query 'NetworkInterfaces[0].NetworkInterfaceId'); [ "$ENI" != None ] && break; sleep 0.2; done
@@ -83,9 +85,9 @@ C1=$(cpu)
 sleep 12   # let the last window close and be delivered
 HWM=$(awk '/VmHWM/{print $2}' /proc/$PID/status)
 kill -TERM $PID; wait $PID || true; PID=
-python3 - "$T/data/s3" "$SENT" "$SECS" "$C0" "$C1" "$TCK" "$HWM" "$T0" "$T1" "$T/err" <<'PY'
+python3 - "$T/data/s3" "$SENT" "$SECS" "$C0" "$C1" "$TCK" "$HWM" "$T0" "$T1" "$T/err" "$PAYLOAD" <<'PY'
 import gzip, pathlib, re, sys
-root, sent_line, secs, c0, c1, tck, hwm, t0, t1, err = sys.argv[1:]
+root, sent_line, secs, c0, c1, tck, hwm, t0, t1, err, payload = sys.argv[1:]
 pk = by = 0
 for f in pathlib.Path(root).rglob("*.log.gz"):
     for line in gzip.decompress(f.read_bytes()).decode().splitlines()[1:]:
@@ -96,7 +98,7 @@ m = re.search(r"sent=(\d+)", sent_line) or re.search(r"(\d+)", sent_line)
 sent = int(m.group(1))
 drops = re.findall(r"kernel_drops=(\d+)", pathlib.Path(err).read_text())
 cpu = (float(c1) - float(c0)) / float(tck)
-print(f"flood: {sent} UDP packets in {secs} s = {sent/float(secs)/1e3:.0f} kpps (payload {sys.argv[0] and ''})")
+print(f"flood: {sent} UDP packets in {secs} s = {sent/float(secs)/1e3:.0f} kpps (UDP payload {payload} bytes)")
 print(f"records: {pk} packets ({pk - sent:+d} vs sent), {by} bytes; kernel drops reported: {drops}")
 print(f"flowlog serve during the flood: {cpu:.2f} CPU s = {100*cpu/float(secs):.0f}% of one core; peak RSS {int(hwm)/1024:.1f} MiB")
 print(f"CreateFlowLogs -> first object delivered: {float(t1)-float(t0):.1f} s (agent window 5 s, S3 window 5 s)")

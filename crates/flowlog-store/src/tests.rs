@@ -278,8 +278,12 @@ fn register_upserts_and_keeps_user_tags() {
         status: "in-use".into(),
         tags: vec![("flowlog:interface".into(), "eth0".into())],
     };
-    s.register(std::slice::from_ref(&v), std::slice::from_ref(&sn), std::slice::from_ref(&eni))
-        .unwrap();
+    s.register(
+        std::slice::from_ref(&v),
+        std::slice::from_ref(&sn),
+        std::slice::from_ref(&eni),
+    )
+    .unwrap();
     s.create_tags(
         ACCT,
         std::slice::from_ref(&eni.id),

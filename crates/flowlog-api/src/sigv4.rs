@@ -5,11 +5,9 @@
 //!
 //! Pure: the caller passes the request parts, the current time and a secret lookup.
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-type HmacSha256 = Hmac<Sha256>;
+pub use flowlog_sigv4::{signing_key, uri_encode};
 
 /// Allowed difference between the request's `X-Amz-Date` and our clock.
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
@@ -194,7 +192,7 @@ pub fn verify(
 
     let payload_hash = match header(req.headers, "x-amz-content-sha256") {
         Some(h) => h.to_string(),
-        None => hex::encode(Sha256::digest(req.body)),
+        None => flowlog_sigv4::sha256_hex(req.body),
     };
     let key = signing_key(&secret, &auth.date, &auth.region, &auth.service);
     let expected = signature(
@@ -241,55 +239,41 @@ fn signature(
     payload_hash: &str,
     key: &[u8],
 ) -> String {
-    let canonical = canonical_request(req, auth, query_pairs, presigned, payload_hash);
+    let pairs: Vec<&(String, String)> = query_pairs
+        .iter()
+        .filter(|(k, _)| !(presigned && k == "X-Amz-Signature"))
+        .collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // Each signed header with its values (repeated headers joined by commas, spaces collapsed),
+    // in the order the client listed them.
+    let headers: Vec<(String, String)> = auth
+        .signed_headers
+        .iter()
+        .map(|name| {
+            let values: Vec<String> = req
+                .headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| collapse_spaces(v))
+                .collect();
+            (name.clone(), values.join(","))
+        })
+        .collect();
+    let canonical = flowlog_sigv4::canonical_request(
+        req.method,
+        &canonical_path(req.path),
+        &flowlog_sigv4::canonical_query(&pairs),
+        &headers,
+        payload_hash,
+    );
     let scope = format!(
         "{}/{}/{}/aws4_request",
         auth.date, auth.region, auth.service
     );
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    );
-    hex::encode(hmac(key, to_sign.as_bytes()))
-}
-
-fn canonical_request(
-    req: &SignedRequest<'_>,
-    auth: &Authorization,
-    query_pairs: &[(String, String)],
-    presigned: bool,
-    payload_hash: &str,
-) -> String {
-    let mut pairs: Vec<(String, String)> = query_pairs
-        .iter()
-        .filter(|(k, _)| !(presigned && k == "X-Amz-Signature"))
-        .map(|(k, v)| (uri_encode(k, true), uri_encode(v, true)))
-        .collect();
-    pairs.sort();
-    let query: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-
-    let mut headers = String::new();
-    for name in &auth.signed_headers {
-        let values: Vec<String> = req
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| collapse_spaces(v))
-            .collect();
-        headers.push_str(name);
-        headers.push(':');
-        headers.push_str(&values.join(","));
-        headers.push('\n');
-    }
-    format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method,
-        canonical_path(req.path),
-        query.join("&"),
-        headers,
-        auth.signed_headers.join(";"),
-        payload_hash
-    )
+    flowlog_sigv4::signature(key, amz_date, &scope, &canonical)
 }
 
 /// The raw path with each segment encoded once more, as botocore does for non-S3 services.
@@ -323,40 +307,11 @@ fn percent_decode(s: &str) -> String {
         .into_owned()
 }
 
-/// RFC 3986 encoding as SigV4 wants it: unreserved characters kept, everything else `%XX`.
-pub fn uri_encode(s: &str, encode_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if !encode_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.trim())
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
-/// The SigV4 signing key for one day, region and service.
-pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
-    let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k = hmac(&k, region.as_bytes());
-    let k = hmac(&k, service.as_bytes());
-    hmac(&k, b"aws4_request")
 }
 
 /// `YYYYMMDDTHHMMSSZ` to Unix seconds.
@@ -421,7 +376,7 @@ pub fn sign_headers(
         body,
     };
     let key = signing_key(secret, &auth.date, region, "ec2");
-    let payload = hex::encode(Sha256::digest(body));
+    let payload = flowlog_sigv4::sha256_hex(body);
     let sig = signature(&req, &auth, amz_date, &[], false, &payload, &key);
     headers.push((
         "authorization".to_string(),
@@ -442,16 +397,6 @@ mod tests {
 
     fn lookup(k: &str) -> Option<String> {
         (k == KEY).then(|| SECRET.to_string())
-    }
-
-    #[test]
-    fn known_signing_key_vector() {
-        // The derived key for the documented example secret, date, region and service.
-        let k = signing_key(SECRET, "20150830", "us-east-1", "iam");
-        assert_eq!(
-            hex::encode(k),
-            "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
-        );
     }
 
     #[test]

@@ -36,34 +36,17 @@ pub enum TargetError {
 }
 
 impl Destination {
-    /// `arn:<partition>:s3:::bucket[/folder/...]` → bucket and normalised prefix.
+    /// `arn:<partition>:s3:::bucket[/folder/...]` → bucket and normalised prefix (the API's
+    /// parser, `flowlog_model::resources::parse_s3_arn`, with the prefix ending in one `/`).
     pub fn s3_from_arn(arn: &str) -> Result<Destination, TargetError> {
-        let err = || TargetError::NotS3Arn(arn.to_string());
-        let mut parts = arn.splitn(6, ':');
-        let (Some("arn"), Some(_partition), Some("s3"), Some(""), Some(""), Some(rest)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(err());
-        };
-        let (bucket, folder) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(err());
-        }
-        let folder = folder.trim_matches('/');
+        let (bucket, folder) = flowlog_model::resources::parse_s3_arn(arn)
+            .ok_or_else(|| TargetError::NotS3Arn(arn.to_string()))?;
         let prefix = if folder.is_empty() {
             String::new()
         } else {
             format!("{folder}/")
         };
-        Ok(Destination::S3 {
-            bucket: bucket.to_string(),
-            prefix,
-        })
+        Ok(Destination::S3 { bucket, prefix })
     }
 
     /// `arn:<partition>:logs:<region>:<account>:log-group:<name>[:*]` → the group name.

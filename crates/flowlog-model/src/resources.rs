@@ -62,6 +62,32 @@ pub enum Destination {
     },
 }
 
+/// `arn:<partition>:s3:::<bucket>[/<prefix>[/]]` → (bucket, prefix without edge slashes).
+/// Lenient on bucket length and case so legacy bucket names work; strict on characters that
+/// could escape the key layout or a local folder (`/`, `..`, empty segments).
+pub fn parse_s3_arn(arn: &str) -> Option<(String, String)> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (partition, rest) = rest.split_once(':')?;
+    if !partition.starts_with("aws") {
+        return None;
+    }
+    let path = rest.strip_prefix("s3:::")?;
+    let (bucket, prefix) = match path.split_once('/') {
+        Some((b, p)) => (b, p.trim_matches('/')),
+        None => (path, ""),
+    };
+    let valid = (1..=255).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !bucket.contains("..");
+    if !valid || prefix.contains("//") || prefix.split('/').any(|seg| seg == ".." || seg == ".") {
+        return None;
+    }
+    Some((bucket.to_string(), prefix.to_string()))
+}
+
 impl Destination {
     pub fn kind(&self) -> LogDestinationType {
         match self {
@@ -119,4 +145,29 @@ pub struct FlowLog {
     pub deliver_status: DeliverStatus,
     pub deliver_error: Option<String>,
     pub tags: Tags,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_s3_arn;
+
+    #[test]
+    fn s3_arns() {
+        assert_eq!(
+            parse_s3_arn("arn:aws:s3:::b1"),
+            Some(("b1".into(), "".into()))
+        );
+        assert_eq!(
+            parse_s3_arn("arn:aws:s3:::my-bucket/my-logs/"),
+            Some(("my-bucket".into(), "my-logs".into()))
+        );
+        assert_eq!(
+            parse_s3_arn("arn:aws:s3:::bkt/a/b"),
+            Some(("bkt".into(), "a/b".into()))
+        );
+        assert_eq!(parse_s3_arn("my-plain-bucket-name"), None);
+        assert_eq!(parse_s3_arn("arn:aws:s3:::../x"), None);
+        assert_eq!(parse_s3_arn("arn:aws:s3:::"), None);
+        assert_eq!(parse_s3_arn("arn:aws:logs:::b"), None);
+    }
 }

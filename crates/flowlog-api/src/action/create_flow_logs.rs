@@ -3,6 +3,7 @@
 //! per-resource outcomes of §3.5, decided inside one store transaction.
 
 use flowlog_model::record::{Field, RecordFormat};
+use flowlog_model::resources::parse_s3_arn;
 use flowlog_model::{Destination, LogDestinationType, ResourceType, TrafficType};
 use flowlog_store::{NewFlowLogs, TokenCheck};
 
@@ -259,32 +260,6 @@ fn destination(ctx: &Ctx<'_>, kind: LogDestinationType) -> Result<Destination, A
     }
 }
 
-/// `arn:<partition>:s3:::<bucket>[/<prefix>[/]]` to (bucket, prefix without edge slashes).
-pub fn parse_s3_arn(arn: &str) -> Option<(String, String)> {
-    let rest = arn.strip_prefix("arn:")?;
-    let (partition, rest) = rest.split_once(':')?;
-    if !partition.starts_with("aws") {
-        return None;
-    }
-    let path = rest.strip_prefix("s3:::")?;
-    let (bucket, prefix) = match path.split_once('/') {
-        Some((b, p)) => (b, p.trim_matches('/')),
-        None => (path, ""),
-    };
-    // Lenient on length and case so legacy bucket names still work; strict on characters
-    // that could escape the key layout or the local folder.
-    let valid = (1..=255).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
-        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && !bucket.contains("..");
-    if !valid || prefix.contains("//") || prefix.split('/').any(|seg| seg == ".." || seg == ".") {
-        return None;
-    }
-    Some((bucket.to_string(), prefix.to_string()))
-}
-
 fn log_group_from_arn(ctx: &Ctx<'_>, arn: &str) -> Result<String, ApiError> {
     let bad = || {
         ApiError::invalid_parameter(format!(
@@ -353,29 +328,4 @@ fn generated_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(bytes)
         .replace(['-', '_'], "x")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_s3_arn;
-
-    #[test]
-    fn s3_arns() {
-        assert_eq!(
-            parse_s3_arn("arn:aws:s3:::b1"),
-            Some(("b1".into(), "".into()))
-        );
-        assert_eq!(
-            parse_s3_arn("arn:aws:s3:::my-bucket/my-logs/"),
-            Some(("my-bucket".into(), "my-logs".into()))
-        );
-        assert_eq!(
-            parse_s3_arn("arn:aws:s3:::bkt/a/b"),
-            Some(("bkt".into(), "a/b".into()))
-        );
-        assert_eq!(parse_s3_arn("my-plain-bucket-name"), None);
-        assert_eq!(parse_s3_arn("arn:aws:s3:::../x"), None);
-        assert_eq!(parse_s3_arn("arn:aws:s3:::"), None);
-        assert_eq!(parse_s3_arn("arn:aws:logs:::b"), None);
-    }
 }

@@ -152,6 +152,11 @@ def test_flow_logs_capture_and_deliver_to_s3_and_cloudwatch(lab, moto, tmp_path)
         # Status is reported back: every flow log delivered successfully.
         fls = aws(ep, "ec2", "describe-flow-logs", "--flow-log-ids", fl_s3, fl_cwl, fl_rej)["FlowLogs"]
         assert {f["FlowLogId"]: f["DeliverLogsStatus"] for f in fls} == {fl_s3: "SUCCESS", fl_cwl: "SUCCESS", fl_rej: "SUCCESS"}
+        # Prometheus metrics count what was delivered, per sink.
+        import urllib.request
+        metrics = urllib.request.urlopen(f"{ep}/metrics").read().decode()
+        delivered = dict(re.findall(r'^flowlog_delivery_records_delivered_total\{sink="(\w+)"\} (\d+)$', metrics, re.M))
+        assert int(delivered["s3"]) >= len(recs) and int(delivered["cloudwatch_logs"]) >= len(events), delivered
         print(f"\nCreateFlowLogs → first S3 record delivered: {first_delivery:.1f} s (windows: capture 2 s, S3 file 4 s)")
     finally:
         serve.stop()

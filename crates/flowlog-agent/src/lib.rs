@@ -185,18 +185,22 @@ impl Agent {
                 }
             }
         }
-        // Stop captures no longer wanted, whose interface changed or vanished, or whose thread
-        // died. (A ring socket keeps a deleted namespace alive but silent, so absence has to be
-        // noticed here rather than by the worker.)
+        // Stop captures no longer wanted, whose interface or window changed or vanished, or
+        // whose thread died. (A ring socket keeps a deleted namespace alive but silent, so
+        // absence has to be noticed here rather than by the worker.) A stopped capture flushes
+        // its window and is started again below when still wanted.
+        let window = self.cfg.worker.interval_s;
         let stale: BTreeSet<String> = self
             .workers
             .iter()
             .filter(|(eni, (a, w))| {
                 w.is_finished()
                     || !is_present(a)
-                    || wanted
-                        .get(*eni)
-                        .is_none_or(|n| n.netns != a.netns || n.ifname != a.ifname)
+                    || wanted.get(*eni).is_none_or(|n| {
+                        n.netns != a.netns
+                            || n.ifname != a.ifname
+                            || n.interval_s(window) != a.interval_s(window)
+                    })
             })
             .map(|(eni, _)| eni.clone())
             .collect();
@@ -219,12 +223,16 @@ impl Agent {
                 }
                 continue;
             }
+            let worker_cfg = WorkerConfig {
+                interval_s: a.interval_s(self.cfg.worker.interval_s),
+                ..self.cfg.worker.clone()
+            };
             match Worker::start(
                 &a.eni_id,
                 &a.account_id,
                 a.netns.as_deref(),
                 &a.ifname,
-                &self.cfg.worker,
+                &worker_cfg,
                 self.delivery.clone(),
                 &self.nflog,
             ) {

@@ -64,6 +64,9 @@ pub struct TargetSpec {
     pub region: String,
     pub traffic_type: String,
     pub log_format: Option<String>,
+    /// `MaxAggregationInterval` when the flow log set one (60 or 600 seconds).
+    #[serde(default)]
+    pub max_aggregation_interval: Option<u32>,
     pub s3: Option<S3Spec>,
     pub cloudwatch_logs: Option<CwlSpec>,
 }
@@ -79,6 +82,19 @@ pub struct S3Spec {
 pub struct CwlSpec {
     pub group: String,
     pub role_arn: String,
+}
+
+impl Assignment {
+    /// The aggregation window for this interface: the agent's setting, shortened to the
+    /// smallest `MaxAggregationInterval` of the flow logs covering it.
+    pub fn interval_s(&self, agent_window_s: u64) -> u64 {
+        self.targets
+            .iter()
+            .filter_map(|t| t.max_aggregation_interval)
+            .map(u64::from)
+            .fold(agent_window_s, u64::min)
+            .max(1)
+    }
 }
 
 impl TargetSpec {
@@ -107,6 +123,7 @@ impl TargetSpec {
             region: region.to_string(),
             traffic_type: f.traffic_type.as_str().to_string(),
             log_format: f.log_format.clone(),
+            max_aggregation_interval: f.max_aggregation_interval,
             s3,
             cloudwatch_logs,
         }
@@ -141,5 +158,56 @@ impl TargetSpec {
             format,
             destination,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(max: Option<u32>) -> TargetSpec {
+        TargetSpec {
+            flow_log_id: "fl-1".into(),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            traffic_type: "ALL".into(),
+            log_format: None,
+            max_aggregation_interval: max,
+            s3: Some(S3Spec {
+                bucket: "b".into(),
+                prefix: "p".into(),
+            }),
+            cloudwatch_logs: None,
+        }
+    }
+
+    #[test]
+    fn window_is_the_smallest_asked_for() {
+        let mut a = Assignment {
+            eni_id: "eni-1".into(),
+            account_id: "123456789012".into(),
+            netns: None,
+            ifname: "eth0".into(),
+            targets: vec![target(None), target(Some(60))],
+        };
+        assert_eq!(a.interval_s(600), 60);
+        assert_eq!(a.interval_s(2), 2);
+        a.targets.pop();
+        assert_eq!(a.interval_s(600), 600);
+    }
+
+    #[test]
+    fn targets_become_delivery_targets() {
+        let t = target(None).to_target().unwrap();
+        assert_eq!(
+            t.destination,
+            Destination::S3 {
+                bucket: "b".into(),
+                prefix: "p/".into()
+            }
+        );
+        let mut bad = target(None);
+        bad.traffic_type = "all".into();
+        assert!(bad.to_target().is_none());
     }
 }

@@ -235,21 +235,7 @@ fn malformed(e: query::DecodeError) -> ApiError {
     }
 }
 
-/// Current time as ISO-8601 UTC with milliseconds (`2018-02-21T13:22:12.644Z`).
-pub fn iso8601_ms(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
+pub use flowlog_model::timefmt::iso8601_ms;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

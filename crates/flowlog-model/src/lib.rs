@@ -6,6 +6,7 @@ pub mod cidr;
 pub mod ids;
 pub mod record;
 pub mod resources;
+pub mod timefmt;
 pub mod types;
 
 pub use ids::{IdKind, ResourceId};

@@ -271,20 +271,7 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
 }
 
 /// RFC 3339 UTC with milliseconds.
-pub fn format_ms(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
+pub use flowlog_model::timefmt::iso8601_ms as format_ms;
 
 #[cfg(test)]
 mod time_tests {

@@ -12,6 +12,13 @@ pub use flowlog_sigv4::{signing_key, uri_encode};
 /// Allowed difference between the request's `X-Amz-Date` and our clock.
 pub const MAX_SKEW_SECS: i64 = 15 * 60;
 
+/// Longest validity of a presigned request (`X-Amz-Expires`), as AWS allows: 7 days.
+pub const MAX_EXPIRES_SECS: i64 = 7 * 24 * 3600;
+
+/// The payload marker some signers use instead of the body's hash. This API never accepts it:
+/// the signature must cover the body, or a captured request could carry any other body.
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+
 /// The parts of an HTTP request that SigV4 covers.
 pub struct SignedRequest<'a> {
     pub method: &'a str,
@@ -54,6 +61,16 @@ pub enum AuthError {
     Skew(String),
     #[error("The presigned request has expired.")]
     Expired,
+    #[error("X-Amz-Expires must be a whole number of seconds from 1 to 604800 (7 days).")]
+    ExpiresRange,
+    #[error("The x-amz-content-sha256 header does not match the SHA-256 of the request body.")]
+    PayloadHash,
+    #[error("UNSIGNED-PAYLOAD is not accepted by this API: sign the SHA-256 of the request body.")]
+    UnsignedPayload,
+    #[error(
+        "A presigned request carries its parameters in the query string; its body must be empty."
+    )]
+    PresignedBody,
     #[error("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")]
     Mismatch,
 }
@@ -123,6 +140,38 @@ pub fn verify(
     now: i64,
     secret_for: impl Fn(&str) -> Option<String>,
 ) -> Result<Verified, AuthError> {
+    verify_inner(req, region, now, secret_for, true)
+}
+
+/// Checks the signature of a header-form request that declares its payload hash in
+/// `x-amz-content-sha256`, before the body has been read (`req.body` is ignored). `Ok(None)`:
+/// the request declares no hash, so only [`verify`] on the whole body can decide. Passing
+/// here proves who signed and what body they signed; the caller must still run [`verify`]
+/// once the body is in, which compares the body with the declared hash.
+pub fn verify_head(
+    req: &SignedRequest<'_>,
+    region: &str,
+    now: i64,
+    secret_for: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Verified>, AuthError> {
+    match header(req.headers, "x-amz-content-sha256") {
+        Some(h) if header(req.headers, "authorization").is_some() => {
+            if h == UNSIGNED_PAYLOAD {
+                return Err(AuthError::UnsignedPayload);
+            }
+            verify_inner(req, region, now, secret_for, false).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn verify_inner(
+    req: &SignedRequest<'_>,
+    region: &str,
+    now: i64,
+    secret_for: impl Fn(&str) -> Option<String>,
+    with_body: bool,
+) -> Result<Verified, AuthError> {
     let auth_header = header(req.headers, "authorization");
     let query_pairs = split_query(req.query);
     let presigned = query_pairs.iter().any(|(k, _)| k == "X-Amz-Signature");
@@ -151,10 +200,11 @@ pub fn verify(
                 q("X-Amz-Signature").unwrap_or_default(),
             )?;
             let date = q("X-Amz-Date").ok_or(AuthError::Malformed("missing X-Amz-Date"))?;
+            // AWS refuses presigned URLs valid for longer than 7 days.
             let expires = q("X-Amz-Expires")
-                .map(|e| {
-                    e.parse::<i64>()
-                        .map_err(|_| AuthError::Malformed("bad X-Amz-Expires"))
+                .map(|e| match e.parse::<i64>() {
+                    Ok(n) if (1..=MAX_EXPIRES_SECS).contains(&n) => Ok(n),
+                    _ => Err(AuthError::ExpiresRange),
                 })
                 .transpose()?;
             (auth, date.to_string(), expires)
@@ -176,7 +226,7 @@ pub fn verify(
     }
     match expires {
         Some(exp) => {
-            if now > signed_at + exp.clamp(1, 7 * 24 * 3600) || signed_at - now > MAX_SKEW_SECS {
+            if now > signed_at + exp || signed_at - now > MAX_SKEW_SECS {
                 return Err(AuthError::Expired);
             }
         }
@@ -190,41 +240,46 @@ pub fn verify(
         return Err(AuthError::Malformed("SignedHeaders must include host"));
     }
 
-    let payload_hash = match header(req.headers, "x-amz-content-sha256") {
-        Some(h) => h.to_string(),
-        None => flowlog_sigv4::sha256_hex(req.body),
+    // The signature must cover the body that arrived. The body is always hashed here; a
+    // declared hash is only accepted when it is that hash, and a presigned request (whose
+    // signature covers an empty payload) must have no body at all.
+    let declared = header(req.headers, "x-amz-content-sha256");
+    let body_hash = match (with_body, declared) {
+        (true, _) => flowlog_sigv4::sha256_hex(req.body),
+        // Head only: the declared hash stands in for the body until it has been read.
+        (false, Some(d)) => d.to_ascii_lowercase(),
+        (false, None) => return Err(AuthError::PayloadHash),
     };
-    let key = signing_key(&secret, &auth.date, &auth.region, &auth.service);
-    let expected = signature(
-        req,
-        &auth,
-        &amz_date,
-        &query_pairs,
-        presigned,
-        &payload_hash,
-        &key,
-    );
-    if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
-        return Ok(Verified {
-            access_key_id: auth.access_key_id,
-        });
+    if presigned && !req.body.is_empty() {
+        return Err(AuthError::PresignedBody);
     }
-    if presigned {
-        // Presigned URLs of some signers cover an unsigned payload.
-        let alt = signature(
+    if let Some(declared) = declared {
+        if declared == UNSIGNED_PAYLOAD && !presigned {
+            return Err(AuthError::UnsignedPayload);
+        }
+        if declared != UNSIGNED_PAYLOAD && !declared.eq_ignore_ascii_case(&body_hash) {
+            return Err(AuthError::PayloadHash);
+        }
+    }
+    let key = signing_key(&secret, &auth.date, &auth.region, &auth.service);
+    let matches = |payload_hash: &str| {
+        let expected = signature(
             req,
             &auth,
             &amz_date,
             &query_pairs,
             presigned,
-            "UNSIGNED-PAYLOAD",
+            payload_hash,
             &key,
         );
-        if bool::from(alt.as_bytes().ct_eq(auth.signature.as_bytes())) {
-            return Ok(Verified {
-                access_key_id: auth.access_key_id,
-            });
-        }
+        bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes()))
+    };
+    // Presigned URLs of some signers cover `UNSIGNED-PAYLOAD`; with the body proven empty
+    // above, that marker and the empty body's hash mean the same thing.
+    if matches(&body_hash) || (presigned && matches(UNSIGNED_PAYLOAD)) {
+        return Ok(Verified {
+            access_key_id: auth.access_key_id,
+        });
     }
     Err(AuthError::Mismatch)
 }
@@ -458,6 +513,232 @@ mod tests {
         assert_eq!(
             verify(&req, "us-east-1", now, wrong),
             Err(AuthError::Mismatch)
+        );
+    }
+
+    const DATE: &str = "20240101T120000Z";
+
+    /// Signs in header form with `host`, `x-amz-date` and, when given, a signed
+    /// `x-amz-content-sha256` of `declared`.
+    fn sign_with_hash(body: &[u8], declared: Option<&str>) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("host".to_string(), "h".to_string()),
+            ("x-amz-date".to_string(), DATE.to_string()),
+        ];
+        let mut signed = vec!["host".to_string(), "x-amz-date".to_string()];
+        if let Some(d) = declared {
+            headers.push(("x-amz-content-sha256".to_string(), d.to_string()));
+            signed.insert(1, "x-amz-content-sha256".to_string());
+        }
+        let auth = Authorization {
+            access_key_id: KEY.into(),
+            date: DATE[..8].into(),
+            region: "us-east-1".into(),
+            service: "ec2".into(),
+            signed_headers: signed.clone(),
+            signature: String::new(),
+        };
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body,
+        };
+        let key = signing_key(SECRET, &auth.date, "us-east-1", "ec2");
+        let payload = declared
+            .map(str::to_string)
+            .unwrap_or_else(|| flowlog_sigv4::sha256_hex(body));
+        let sig = signature(&req, &auth, DATE, &[], false, &payload, &key);
+        headers.push((
+            "authorization".into(),
+            format!(
+                "AWS4-HMAC-SHA256 Credential={KEY}/{}/us-east-1/ec2/aws4_request, SignedHeaders={}, Signature={sig}",
+                &DATE[..8],
+                signed.join(";")
+            ),
+        ));
+        headers
+    }
+
+    fn post<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> SignedRequest<'a> {
+        SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body,
+        }
+    }
+
+    #[test]
+    fn the_body_is_bound_to_the_signature() {
+        let now = parse_amz_date(DATE).unwrap();
+        let a = b"Action=DescribeVpcs&Version=2016-11-15";
+        let b = b"Action=CreateVpc&CidrBlock=10.0.0.0/16&Version=2016-11-15";
+        let hash_a = flowlog_sigv4::sha256_hex(a);
+        // Honest requests, with and without a declared (signed) hash.
+        let plain = sign_with_hash(a, None);
+        assert!(verify(&post(&plain, a), "us-east-1", now, lookup).is_ok());
+        let declared = sign_with_hash(a, Some(&hash_a));
+        assert!(verify(&post(&declared, a), "us-east-1", now, lookup).is_ok());
+        // Replayed with another body and the original hash: unsigned header added by the
+        // attacker, and the client's own signed header.
+        let mut added = plain.clone();
+        added.push(("X-Amz-Content-Sha256".into(), hash_a.clone()));
+        assert_eq!(
+            verify(&post(&added, b), "us-east-1", now, lookup),
+            Err(AuthError::PayloadHash)
+        );
+        assert_eq!(
+            verify(&post(&declared, b), "us-east-1", now, lookup),
+            Err(AuthError::PayloadHash)
+        );
+        // Without any header, the other body is simply a mismatch.
+        assert_eq!(
+            verify(&post(&plain, b), "us-east-1", now, lookup),
+            Err(AuthError::Mismatch)
+        );
+        // A signer's UNSIGNED-PAYLOAD in header form is refused, whatever the body.
+        let unsigned = sign_with_hash(a, Some("UNSIGNED-PAYLOAD"));
+        assert_eq!(
+            verify(&post(&unsigned, a), "us-east-1", now, lookup),
+            Err(AuthError::UnsignedPayload)
+        );
+        // Head-only check: the signature over the declared hash, before the body is read.
+        assert!(matches!(
+            verify_head(&post(&declared, b""), "us-east-1", now, lookup),
+            Ok(Some(_))
+        ));
+        assert_eq!(
+            verify_head(&post(&plain, b""), "us-east-1", now, lookup),
+            Ok(None)
+        );
+        let mut forged = declared.clone();
+        for (k, v) in forged.iter_mut() {
+            if k == "x-amz-content-sha256" {
+                *v = flowlog_sigv4::sha256_hex(b);
+            }
+        }
+        assert_eq!(
+            verify_head(&post(&forged, b""), "us-east-1", now, lookup),
+            Err(AuthError::Mismatch)
+        );
+    }
+
+    /// Builds a presigned query string for `POST /` as botocore does.
+    fn presign(extra: &[(&str, &str)], expires: &str, payload: &str) -> String {
+        let host = [("host".to_string(), "h".to_string())];
+        let mut pairs: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let cred = format!("{KEY}/{}/us-east-1/ec2/aws4_request", &DATE[..8]);
+        pairs.extend([
+            (
+                "X-Amz-Algorithm".to_string(),
+                "AWS4-HMAC-SHA256".to_string(),
+            ),
+            ("X-Amz-Credential".to_string(), cred),
+            ("X-Amz-Date".to_string(), DATE.to_string()),
+            ("X-Amz-Expires".to_string(), expires.to_string()),
+            ("X-Amz-SignedHeaders".to_string(), "host".to_string()),
+        ]);
+        let auth = Authorization {
+            access_key_id: KEY.into(),
+            date: DATE[..8].into(),
+            region: "us-east-1".into(),
+            service: "ec2".into(),
+            signed_headers: vec!["host".into()],
+            signature: String::new(),
+        };
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &host,
+            body: b"",
+        };
+        let key = signing_key(SECRET, &auth.date, "us-east-1", "ec2");
+        let sig = signature(&req, &auth, DATE, &pairs, true, payload, &key);
+        pairs.push(("X-Amz-Signature".to_string(), sig));
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", uri_encode(k, true), uri_encode(v, true)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    #[test]
+    fn presigned_requests_have_no_body_and_a_bounded_life() {
+        let now = parse_amz_date(DATE).unwrap();
+        let host = [("host".to_string(), "h".to_string())];
+        let params = [("Action", "DeleteFlowLogs"), ("FlowLogId.1", "fl-1")];
+        let empty = flowlog_sigv4::sha256_hex(b"");
+        for payload in [empty.as_str(), "UNSIGNED-PAYLOAD"] {
+            let q = presign(&params, "300", payload);
+            let req = |body: &'static [u8]| SignedRequest {
+                method: "POST",
+                path: "/",
+                query: &q,
+                headers: &host,
+                body,
+            };
+            assert!(verify(&req(b""), "us-east-1", now, lookup).is_ok());
+            // Stretched with more IDs in the body: refused.
+            assert_eq!(
+                verify(&req(b"FlowLogId.2=fl-2"), "us-east-1", now, lookup),
+                Err(AuthError::PresignedBody)
+            );
+            // ... also when the attacker declares the empty body's hash.
+            let with_hash = [
+                host[0].clone(),
+                ("x-amz-content-sha256".to_string(), empty.clone()),
+            ];
+            let stretched = SignedRequest {
+                headers: &with_hash,
+                ..req(b"FlowLogId.2=fl-2")
+            };
+            assert_eq!(
+                verify(&stretched, "us-east-1", now, lookup),
+                Err(AuthError::PresignedBody)
+            );
+        }
+        for (expires, ok) in [
+            ("604800", true),
+            ("604801", false),
+            ("999999999", false),
+            ("0", false),
+            ("-5", false),
+            ("1e3", false),
+        ] {
+            let q = presign(&params, expires, &empty);
+            let req = SignedRequest {
+                method: "POST",
+                path: "/",
+                query: &q,
+                headers: &host,
+                body: b"",
+            };
+            let got = verify(&req, "us-east-1", now, lookup);
+            assert_eq!(got.is_ok(), ok, "X-Amz-Expires={expires}: {got:?}");
+            if !ok {
+                assert_eq!(got, Err(AuthError::ExpiresRange));
+            }
+        }
+        // Within its week a URL works; after it, it has expired.
+        let q = presign(&params, "604800", &empty);
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: &q,
+            headers: &host,
+            body: b"",
+        };
+        assert!(verify(&req, "us-east-1", now + 604_000, lookup).is_ok());
+        assert_eq!(
+            verify(&req, "us-east-1", now + 604_801, lookup),
+            Err(AuthError::Expired)
         );
     }
 

@@ -44,6 +44,7 @@ fn api() -> &'static Api {
                     secret_access_key: SECRET.into(),
                     account_id: "123456789012".into(),
                     allow: vec!["ec2:*".into()],
+                    hosts: None,
                 }],
                 max_flow_logs_per_resource: Some(2),
             },

@@ -51,6 +51,22 @@ impl ApiError {
         )
     }
 
+    /// More IDs in one `Name.N` list than an action takes.
+    pub fn too_many_ids(name: &str, max: usize) -> ApiError {
+        ApiError::bad_request(
+            "InvalidParameterValue",
+            format!("The parameter {name} takes at most {max} values in one request."),
+        )
+    }
+
+    /// EC2's bound on the filter values of one Describe call.
+    pub fn filter_limit(max: usize) -> ApiError {
+        ApiError::bad_request(
+            "FilterLimitExceeded",
+            format!("The maximum number of filter values specified on a single call is {max}"),
+        )
+    }
+
     pub fn unknown_parameter(name: &str) -> ApiError {
         ApiError::bad_request(
             "UnknownParameter",
@@ -104,6 +120,9 @@ impl From<StoreError> for ApiError {
                 message,
             } => ApiError::new(status, code, message),
             StoreError::Busy => ApiError::unavailable(),
+            e @ StoreError::ForeignResource { .. } => {
+                ApiError::new(403, "UnauthorizedOperation", e.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal()

@@ -192,19 +192,58 @@ pub struct Filter {
     pub values: Vec<String>,
 }
 
+/// Most IDs one `FlowLogId.N` / `VpcId.N` / ... list may hold (AWS: 1000 flow-log IDs).
+pub const MAX_IDS: usize = 1000;
+/// Most filter values in one call, over all filters (EC2's `FilterLimitExceeded` bound).
+pub const MAX_FILTER_VALUES: usize = 200;
+/// Longest filter value; keeps wildcard matching cheap (tag values are at most 256).
+pub const MAX_FILTER_VALUE_CHARS: usize = 1024;
+
+/// Reads the list `Name.N`, refusing more than [`MAX_IDS`] entries so that the work and
+/// the reply of one request stay bounded.
+pub fn id_list<'a>(params: &'a Params, name: &'a str) -> Result<Vec<&'a str>, ApiError> {
+    let ids = params.list(name);
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::too_many_ids(&format!("{name}.N"), MAX_IDS));
+    }
+    Ok(ids)
+}
+
 /// Reads `Filter.N.*`. An entry without a name is reported as the filter `null`, as EC2 does.
+/// The values are bounded in number ([`MAX_FILTER_VALUES`] in all) and length
+/// ([`MAX_FILTER_VALUE_CHARS`]), so no filter can make the store's query unbounded.
 pub fn filters(params: &Params) -> Result<Vec<Filter>, ApiError> {
     let mut out = Vec::new();
+    let mut total = 0usize;
     for i in params.struct_indices("Filter") {
+        if out.len() >= MAX_FILTER_VALUES {
+            return Err(ApiError::filter_limit(MAX_FILTER_VALUES));
+        }
         let base = format!("Filter.{i}");
         let name = params
             .get(&format!("{base}.Name"))
             .ok_or_else(|| ApiError::invalid_filter("null"))?;
-        let values = params
+        let values: Vec<String> = params
             .list(&format!("{base}.Value"))
             .into_iter()
             .map(str::to_string)
             .collect();
+        total += values.len();
+        if total > MAX_FILTER_VALUES {
+            return Err(ApiError::filter_limit(MAX_FILTER_VALUES));
+        }
+        if let Some(v) = values
+            .iter()
+            .find(|v| v.chars().count() > MAX_FILTER_VALUE_CHARS)
+        {
+            return Err(ApiError::bad_request(
+                "InvalidParameterValue",
+                format!(
+                    "A value of the filter '{name}' is {} characters long; filter values are at most {MAX_FILTER_VALUE_CHARS} characters.",
+                    v.chars().count()
+                ),
+            ));
+        }
         out.push(Filter {
             name: name.to_string(),
             values,
@@ -322,6 +361,47 @@ mod tests {
         assert_eq!(f[1].values, vec!["ALL"]);
         let p = decode(b"Filter.1.Value.1=x").unwrap();
         assert_eq!(filters(&p).unwrap_err().code, "InvalidParameterValue");
+    }
+
+    #[test]
+    fn filters_and_id_lists_are_bounded() {
+        let values = |n: usize| {
+            (1..=n)
+                .map(|i| format!("Filter.1.Value.{i}=v{i}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        let p = decode(format!("Filter.1.Name=tag:a&{}", values(200)).as_bytes()).unwrap();
+        assert_eq!(filters(&p).unwrap()[0].values.len(), 200);
+        let p = decode(format!("Filter.1.Name=tag:a&{}", values(201)).as_bytes()).unwrap();
+        assert_eq!(filters(&p).unwrap_err().code, "FilterLimitExceeded");
+        // Spread over two filters, the bound is the same.
+        let p = decode(
+            format!(
+                "Filter.1.Name=a&{}&Filter.2.Name=b&Filter.2.Value.1=x",
+                values(200)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(filters(&p).unwrap_err().code, "FilterLimitExceeded");
+        let long = "*".repeat(MAX_FILTER_VALUE_CHARS + 1);
+        let p = decode(format!("Filter.1.Name=a&Filter.1.Value.1={long}").as_bytes()).unwrap();
+        let e = filters(&p).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert!(e.message.contains("1024"), "{}", e.message);
+        let ids = |n: usize| {
+            (1..=n)
+                .map(|i| format!("FlowLogId.{i}=fl-{i}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        let p = decode(ids(1000).as_bytes()).unwrap();
+        assert_eq!(id_list(&p, "FlowLogId").unwrap().len(), 1000);
+        let p = decode(ids(1001).as_bytes()).unwrap();
+        let e = id_list(&p, "FlowLogId").unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+        assert!(e.message.contains("1000"), "{}", e.message);
     }
 
     #[test]

@@ -7,9 +7,7 @@ use crate::xml::Xml;
 
 pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     ctx.schema(&["FlowLogId.N"])?;
-    let ids: Vec<String> = ctx
-        .params
-        .list("FlowLogId")
+    let ids: Vec<String> = crate::query::id_list(ctx.params, "FlowLogId")?
         .into_iter()
         .map(str::to_string)
         .collect();
@@ -21,13 +19,12 @@ pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     }
     ctx.dry_run()?;
     let missing = ctx.api.store.delete_flow_logs(ctx.account(), &ids)?;
-    let message = format!(
-        "These flow log ids in the input list are not found: [TotalCount: {}] {}",
-        missing.len(),
-        missing.join(" ")
-    );
     let mut x = Xml::response("DeleteFlowLogs", ctx.request_id);
+    // Each item names its own ID only, as AWS does: the reply grows linearly with the
+    // request, never as the square of it.
     x.list("unsuccessful", &missing, |x, id| {
+        let message =
+            format!("These flow log ids in the input list are not found: [TotalCount: 1] {id}");
         x.open("error")
             .leaf("code", "InvalidFlowLogId.NotFound")
             .leaf("message", &message)

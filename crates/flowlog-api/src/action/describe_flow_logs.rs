@@ -21,8 +21,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         "NextToken",
     ])?;
     let p = ctx.params;
-    let ids: Vec<String> = p
-        .list("FlowLogId")
+    let ids: Vec<String> = crate::query::id_list(p, "FlowLogId")?
         .into_iter()
         .map(str::to_string)
         .collect();

@@ -136,7 +136,7 @@ pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         "MaxResults",
         "NextToken",
     ])?;
-    let ids = ctx.params.list("NetworkInterfaceId");
+    let ids = crate::query::id_list(ctx.params, "NetworkInterfaceId")?;
     let filters = filters(ctx.params)?;
     let all = ctx.api.store.network_interfaces(ctx.account())?;
     ctx.dry_run()?;

@@ -116,7 +116,7 @@ pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         "MaxResults",
         "NextToken",
     ])?;
-    let ids = ctx.params.list("SubnetId");
+    let ids = crate::query::id_list(ctx.params, "SubnetId")?;
     let filters = filters(ctx.params)?;
     let all = ctx.api.store.subnets(ctx.account())?;
     ctx.dry_run()?;

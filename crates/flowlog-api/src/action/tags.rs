@@ -52,9 +52,7 @@ pub fn read_tags(
 }
 
 fn resource_ids(ctx: &Ctx<'_>) -> Result<Vec<String>, ApiError> {
-    let ids: Vec<String> = ctx
-        .params
-        .list("ResourceId")
+    let ids: Vec<String> = crate::query::id_list(ctx.params, "ResourceId")?
         .into_iter()
         .map(str::to_string)
         .collect();

@@ -98,7 +98,7 @@ pub fn describe(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         "MaxResults",
         "NextToken",
     ])?;
-    let ids = ctx.params.list("VpcId");
+    let ids = crate::query::id_list(ctx.params, "VpcId")?;
     let filters = filters(ctx.params)?;
     let all = ctx.api.store.vpcs(ctx.account())?;
     let known: Vec<&str> = all.iter().map(|v| v.id.as_str()).collect();

@@ -36,8 +36,14 @@ impl LocalControl {
     pub fn sync_for(&self, account: &str, req: &SyncRequest) -> anyhow::Result<SyncResponse> {
         for s in &req.statuses {
             if let Some(status) = s.status() {
-                self.store
-                    .set_deliver_status(&s.flow_log_id, status, s.message.as_deref())?;
+                // Only this account's flow logs: a report naming another account's ID
+                // changes nothing.
+                self.store.set_deliver_status(
+                    account,
+                    &s.flow_log_id,
+                    status,
+                    s.message.as_deref(),
+                )?;
             }
         }
         let mut inv = match &req.inventory {
@@ -76,7 +82,9 @@ impl LocalControl {
             .get(&key)
             != Some(&inv);
         if changed {
-            self.store.register(&inv.vpcs, &inv.subnets, &inv.enis)?;
+            // The store refuses (ForeignResource) any ID owned by another account.
+            self.store
+                .register(account, &inv.vpcs, &inv.subnets, &inv.enis)?;
             self.registered
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

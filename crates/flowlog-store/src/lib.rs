@@ -27,6 +27,10 @@ pub enum StoreError {
         code: String,
         message: String,
     },
+    /// An inventory (agent sync) names a resource that exists in another account. Nothing
+    /// of the request is written.
+    #[error("{kind} {id} belongs to another account")]
+    ForeignResource { kind: &'static str, id: String },
     #[error("the database is busy")]
     Busy,
     #[error("database error: {0}")]
@@ -176,8 +180,11 @@ pub trait Store: Send + Sync {
     /// Deletes the known IDs and returns the unknown ones, in request order.
     fn delete_flow_logs(&self, account_id: &str, ids: &[String]) -> Result<Vec<String>>;
     fn describe_flow_logs(&self, q: &FlowLogQuery) -> Result<FlowLogPage>;
+    /// Sets the delivery status of flow log `id` if it belongs to `account_id` (a report
+    /// about another account's flow log changes nothing).
     fn set_deliver_status(
         &self,
+        account_id: &str,
         id: &str,
         status: DeliverStatus,
         error: Option<&str>,
@@ -187,9 +194,19 @@ pub trait Store: Send + Sync {
     /// Every network interface of every account.
     fn all_network_interfaces(&self) -> Result<Vec<NetworkInterface>>;
 
-    /// Inserts or updates resources found by inventory (discovery or file), bypassing the
-    /// API's creation checks; tags given here are set, other tags are kept.
-    fn register(&self, vpcs: &[Vpc], subnets: &[Subnet], enis: &[NetworkInterface]) -> Result<()>;
-    /// Sets `status` of an ENI (`in-use` while its interface is present, `available` otherwise).
-    fn set_network_interface_status(&self, id: &str, status: &str) -> Result<()>;
+    /// Inserts or updates resources of `account_id` found by inventory (discovery or file),
+    /// bypassing the API's creation checks; tags given here are set, other tags are kept.
+    /// Every resource must be of `account_id`, and every ID it names or refers to (VPC of a
+    /// subnet, subnet and VPC of an ENI) must be unknown or owned by that account: otherwise
+    /// [`StoreError::ForeignResource`] and nothing is written.
+    fn register(
+        &self,
+        account_id: &str,
+        vpcs: &[Vpc],
+        subnets: &[Subnet],
+        enis: &[NetworkInterface],
+    ) -> Result<()>;
+    /// Sets `status` of an ENI of `account_id` (`in-use` while its interface is present,
+    /// `available` otherwise).
+    fn set_network_interface_status(&self, account_id: &str, id: &str, status: &str) -> Result<()>;
 }

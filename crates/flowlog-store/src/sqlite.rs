@@ -731,14 +731,15 @@ impl Store for SqliteStore {
 
     fn set_deliver_status(
         &self,
+        account_id: &str,
         id: &str,
         status: DeliverStatus,
         error: Option<&str>,
     ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE flow_logs SET deliver_status = ?2, deliver_error = ?3 WHERE id = ?1",
-                params![id, status.as_str(), error],
+                "UPDATE flow_logs SET deliver_status = ?2, deliver_error = ?3 WHERE id = ?1 AND account = ?4",
+                params![id, status.as_str(), error, account_id],
             )?;
             Ok(())
         })
@@ -769,8 +770,51 @@ impl Store for SqliteStore {
         })
     }
 
-    fn register(&self, vpcs: &[Vpc], subnets: &[Subnet], enis: &[NetworkInterface]) -> Result<()> {
+    fn register(
+        &self,
+        account_id: &str,
+        vpcs: &[Vpc],
+        subnets: &[Subnet],
+        enis: &[NetworkInterface],
+    ) -> Result<()> {
         self.write(|tx| {
+            // Ownership first, all of it, so a refused inventory writes nothing.
+            let mut named: Vec<(&'static str, &str, &str)> = Vec::new();
+            for v in vpcs {
+                named.push(("vpcs", &v.id, &v.account_id));
+            }
+            for s in subnets {
+                named.push(("subnets", &s.id, &s.account_id));
+                named.push(("vpcs", &s.vpc_id, &s.account_id));
+            }
+            for e in enis {
+                named.push(("enis", &e.id, &e.account_id));
+                named.push(("subnets", &e.subnet_id, &e.account_id));
+                named.push(("vpcs", &e.vpc_id, &e.account_id));
+            }
+            for (table, id, account) in named {
+                let kind = match table {
+                    "vpcs" => "VPC",
+                    "subnets" => "subnet",
+                    _ => "network interface",
+                };
+                if account != account_id {
+                    return Err(StoreError::ForeignResource {
+                        kind,
+                        id: id.to_string(),
+                    });
+                }
+                let owner: Option<String> = tx
+                    .prepare_cached(&format!("SELECT account FROM {table} WHERE id = ?1"))?
+                    .query_row([id], |r| r.get(0))
+                    .optional()?;
+                if owner.is_some_and(|o| o != account_id) {
+                    return Err(StoreError::ForeignResource {
+                        kind,
+                        id: id.to_string(),
+                    });
+                }
+            }
             for v in vpcs {
                 tx.execute(
                     "INSERT INTO vpcs(id, account, cidr, tenancy, is_default, assoc_id, dhcp_id) VALUES (?1,?2,?3,?4,?5,?6,?7) \
@@ -801,11 +845,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn set_network_interface_status(&self, id: &str, status: &str) -> Result<()> {
+    fn set_network_interface_status(&self, account_id: &str, id: &str, status: &str) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE enis SET status = ?2 WHERE id = ?1 AND status != ?2",
-                [id, status],
+                "UPDATE enis SET status = ?2 WHERE id = ?1 AND status != ?2 AND account = ?3",
+                [id, status, account_id],
             )?;
             Ok(())
         })

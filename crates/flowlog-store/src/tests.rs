@@ -225,7 +225,7 @@ fn describe_filters_and_pages() {
         "odd ids among vpc-00000000..0b all match the pattern"
     );
     let id = got[0].id.clone();
-    s.set_deliver_status(&id, DeliverStatus::Failed, Some("Access error"))
+    s.set_deliver_status(ACCT, &id, DeliverStatus::Failed, Some("Access error"))
         .unwrap();
     let q = FlowLogQuery {
         account_id: ACCT.into(),
@@ -279,6 +279,7 @@ fn register_upserts_and_keeps_user_tags() {
         tags: vec![("flowlog:interface".into(), "eth0".into())],
     };
     s.register(
+        ACCT,
         std::slice::from_ref(&v),
         std::slice::from_ref(&sn),
         std::slice::from_ref(&eni),
@@ -291,11 +292,96 @@ fn register_upserts_and_keeps_user_tags() {
     )
     .unwrap();
     sn.tags = vec![];
-    s.register(&[v], &[sn], &[eni]).unwrap();
+    s.register(ACCT, &[v], &[sn], &[eni]).unwrap();
     let got = s.all_network_interfaces().unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].tags.len(), 2);
-    s.set_network_interface_status("eni-00000001", "available")
+    s.set_network_interface_status(ACCT, "eni-00000001", "available")
         .unwrap();
     assert_eq!(s.network_interfaces(ACCT).unwrap()[0].status, "available");
+}
+
+/// Agent sync of one account cannot touch another account's resources (issue 9).
+#[test]
+fn register_and_status_stay_inside_the_account() {
+    const OTHER: &str = "210987654321";
+    let (_d, s) = store();
+    let v = vpc("vpc-00000001");
+    let sn = subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24");
+    let eni = flowlog_model::NetworkInterface {
+        id: "eni-00000001".into(),
+        account_id: ACCT.into(),
+        subnet_id: sn.id.clone(),
+        vpc_id: v.id.clone(),
+        availability_zone: "us-east-1a".into(),
+        description: "host interface eth0".into(),
+        private_ip_address: "10.0.1.7".into(),
+        mac_address: "02:00:00:00:00:07".into(),
+        security_group_ids: vec![],
+        status: "in-use".into(),
+        tags: vec![("flowlog:host".into(), "a".into())],
+    };
+    s.register(
+        ACCT,
+        std::slice::from_ref(&v),
+        std::slice::from_ref(&sn),
+        std::slice::from_ref(&eni),
+    )
+    .unwrap();
+    s.create_flow_logs(&s3_request(&["vpc-00000001"], "t"))
+        .unwrap();
+    let fl = s.all_flow_logs().unwrap()[0].id.clone();
+
+    // The same IDs, claimed by the other account with other values.
+    let as_other = |mut v: Vpc, mut sn: Subnet, mut e: flowlog_model::NetworkInterface| {
+        v.account_id = OTHER.into();
+        v.cidr_block = "10.9.0.0/16".into();
+        sn.account_id = OTHER.into();
+        sn.cidr_block = "10.9.1.0/24".into();
+        e.account_id = OTHER.into();
+        e.private_ip_address = "10.9.1.9".into();
+        e.status = "available".into();
+        e.tags = vec![("flowlog:host".into(), "b".into())];
+        (v, sn, e)
+    };
+    let (ov, osn, oe) = as_other(v.clone(), sn.clone(), eni.clone());
+    for (vpcs, subnets, enis) in [
+        (vec![ov.clone()], vec![], vec![]),
+        (vec![], vec![osn.clone()], vec![]),
+        (vec![], vec![], vec![oe.clone()]),
+    ] {
+        let err = s.register(OTHER, &vpcs, &subnets, &enis).unwrap_err();
+        assert!(matches!(err, StoreError::ForeignResource { .. }), "{err:?}");
+    }
+    // A new subnet of the other account inside the first account's VPC is refused too.
+    let mut intruder = subnet("subnet-00000009", "vpc-00000001", "10.0.9.0/24");
+    intruder.account_id = OTHER.into();
+    assert!(matches!(
+        s.register(OTHER, &[], &[intruder], &[]),
+        Err(StoreError::ForeignResource { .. })
+    ));
+    // Resources must carry the account they are registered for.
+    assert!(matches!(
+        s.register(ACCT, &[ov], &[], &[]),
+        Err(StoreError::ForeignResource { .. })
+    ));
+    s.set_network_interface_status(OTHER, "eni-00000001", "available")
+        .unwrap();
+    s.set_deliver_status(OTHER, &fl, DeliverStatus::Failed, Some("Access error"))
+        .unwrap();
+
+    assert_eq!(s.vpcs(ACCT).unwrap()[0].cidr_block, "10.0.0.0/16");
+    assert_eq!(s.subnets(ACCT).unwrap()[0].cidr_block, "10.0.1.0/24");
+    assert_eq!(s.subnets(ACCT).unwrap().len(), 1);
+    let got = &s.network_interfaces(ACCT).unwrap()[0];
+    assert_eq!(got.private_ip_address, "10.0.1.7");
+    assert_eq!(got.status, "in-use");
+    assert_eq!(
+        got.tags,
+        vec![("flowlog:host".to_string(), "a".to_string())]
+    );
+    assert!(s.vpcs(OTHER).unwrap().is_empty());
+    assert!(s.network_interfaces(OTHER).unwrap().is_empty());
+    let f = &s.all_flow_logs().unwrap()[0];
+    assert_eq!(f.deliver_status, DeliverStatus::Success);
 }

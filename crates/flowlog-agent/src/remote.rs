@@ -18,18 +18,39 @@ pub struct RemoteControlPlane {
 }
 
 impl RemoteControlPlane {
+    /// `ca_file`: PEM bundle of the CAs that may sign the control plane's certificate;
+    /// `None`: the system's roots.
     pub fn new(
         base: &str,
         region: &str,
         creds: Credentials,
+        ca_file: Option<&std::path::Path>,
         rt: tokio::runtime::Handle,
     ) -> anyhow::Result<Self> {
         let url = reqwest::Url::parse(base)
             .and_then(|u| u.join(SYNC_PATH))
             .with_context(|| format!("invalid control plane URL {base:?}"))?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()?;
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("control plane URL {base:?} must start with https:// (or http:// on loopback)");
+        }
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(15));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read CA file {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!("CA file {} is not a PEM certificate bundle", path.display())
+            })?;
+            if certs.is_empty() {
+                bail!("CA file {} holds no CERTIFICATE block", path.display());
+            }
+            // Only these CAs: a private control plane's certificate is not for the public
+            // roots to vouch for.
+            builder = builder.tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder.build()?;
         Ok(RemoteControlPlane {
             url,
             region: region.to_string(),
@@ -48,13 +69,18 @@ impl ControlPlane for RemoteControlPlane {
             None => self.url.host_str().unwrap_or_default().to_string(),
         };
         let payload = sigv4::sha256_hex(&body);
+        // The declared (and signed) body hash lets the control plane check the signature
+        // before it reads the body.
         let signed = sigv4::sign(
             &sigv4::Request {
                 method: "POST",
                 host: &host,
                 path: SYNC_PATH,
                 query: &[],
-                headers: &[("content-type", "application/json")],
+                headers: &[
+                    ("content-type", "application/json"),
+                    ("x-amz-content-sha256", &payload),
+                ],
                 payload_sha256: &payload,
             },
             &self.creds,
@@ -66,6 +92,7 @@ impl ControlPlane for RemoteControlPlane {
             .client
             .post(self.url.clone())
             .header("content-type", "application/json")
+            .header("x-amz-content-sha256", payload.as_str())
             .body(body);
         for (k, v) in signed {
             rb = rb.header(k, v);
@@ -76,8 +103,15 @@ impl ControlPlane for RemoteControlPlane {
             let text = r.text().await?;
             Ok::<_, reqwest::Error>((status, text))
         });
-        let (status, text) =
-            resp.with_context(|| format!("cannot reach the control plane at {}", self.url))?;
+        let (status, text) = resp.map_err(|e| {
+            let chain = format!("{:?}", anyhow::Error::from(e));
+            let hint = if chain.contains("certificate") || chain.contains("Certificate") {
+                " (TLS certificate verification failed: pass --ca-file with the CA that signed the control plane's certificate)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot reach the control plane at {}{hint}: {chain}", self.url)
+        })?;
         if !status.is_success() {
             bail!(
                 "control plane answered {status}: {}",

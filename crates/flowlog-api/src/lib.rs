@@ -25,14 +25,28 @@ pub use error::ApiError;
 /// tags) is far smaller; anything above is refused with a clear 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-/// One credential allowed to call the API.
-#[derive(Debug, Clone)]
+/// One credential allowed to call the API. `Debug` leaves the secret out.
+#[derive(Clone)]
 pub struct Credential {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub account_id: String,
     /// IAM-style action patterns (`ec2:*`, `ec2:Describe*`).
     pub allow: Vec<String>,
+    /// Host names an agent with this credential may sync as; `None`: any host.
+    pub hosts: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("account_id", &self.account_id)
+            .field("allow", &self.allow)
+            .field("hosts", &self.hosts)
+            .finish()
+    }
 }
 
 /// What CreateFlowLogs may ask about an S3 bucket before accepting it (spec §3.1 rule 21).
@@ -95,6 +109,17 @@ pub struct Caller {
     pub access_key_id: String,
     pub account_id: String,
     pub allow: Vec<String>,
+    /// Host names this caller may sync as (agent sync); `None`: any.
+    pub hosts: Option<Vec<String>>,
+}
+
+impl Caller {
+    /// May this caller report inventory and status as agent `host`?
+    pub fn may_sync_as(&self, host: &str) -> bool {
+        self.hosts
+            .as_ref()
+            .is_none_or(|hs| hs.iter().any(|h| h == host))
+    }
 }
 
 impl Api {
@@ -179,6 +204,31 @@ impl Api {
         action.run(&ctx)
     }
 
+    /// Checks the signature of a request whose body has not been read yet, where the
+    /// request allows it (header form with `x-amz-content-sha256`): `Ok(false)` when it cannot
+    /// be decided before the body is in, `Ok(true)` when the head is proven. [`Api::authenticate`]
+    /// must still run on the whole request.
+    pub fn authenticate_head(&self, req: &Request<'_>) -> Result<bool, ApiError> {
+        let signed = sigv4::SignedRequest {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            headers: req.headers,
+            body: &[],
+        };
+        sigv4::verify_head(&signed, &self.config.region, req.now, |k| self.secret_of(k))
+            .map(|v| v.is_some())
+            .map_err(|e| ApiError::auth_failure(e.to_string()))
+    }
+
+    fn secret_of(&self, key: &str) -> Option<String> {
+        self.config
+            .credentials
+            .iter()
+            .find(|c| c.access_key_id == key)
+            .map(|c| c.secret_access_key.clone())
+    }
+
     /// Checks the SigV4 signature of `req` against the configured credentials.
     pub fn authenticate(&self, req: &Request<'_>) -> Result<Caller, ApiError> {
         let signed = sigv4::SignedRequest {
@@ -188,14 +238,7 @@ impl Api {
             headers: req.headers,
             body: req.body,
         };
-        let lookup = |key: &str| {
-            self.config
-                .credentials
-                .iter()
-                .find(|c| c.access_key_id == key)
-                .map(|c| c.secret_access_key.clone())
-        };
-        let v = sigv4::verify(&signed, &self.config.region, req.now, lookup)
+        let v = sigv4::verify(&signed, &self.config.region, req.now, |k| self.secret_of(k))
             .map_err(|e| ApiError::auth_failure(e.to_string()))?;
         let cred = self
             .config
@@ -211,6 +254,7 @@ impl Api {
             access_key_id: cred.access_key_id.clone(),
             account_id: cred.account_id.clone(),
             allow: cred.allow.clone(),
+            hosts: cred.hosts.clone(),
         })
     }
 }

@@ -32,6 +32,9 @@ pub struct Config {
     pub credentials: Vec<CredentialConfig>,
     #[serde(default)]
     pub api: ApiSection,
+    /// The listeners: TLS, exposure, connection limits and timeouts.
+    #[serde(default)]
+    pub server: ServerSection,
     /// S3 destination service; absent: objects go to `<data-dir>/s3/<bucket>/...`.
     pub s3: Option<flowlog_delivery::S3Config>,
     /// CloudWatch Logs destination service; absent: events go to the embedded store read by
@@ -100,7 +103,7 @@ fn default_ring() -> u32 {
     16
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialConfig {
     pub access_key_id: String,
@@ -110,6 +113,22 @@ pub struct CredentialConfig {
     /// Allowed actions, IAM style: `["ec2:*"]`, `["ec2:Describe*"]`. Default: nothing.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Host names an agent using this credential may sync as (`flowlog:AgentSync`), so one
+    /// host's credential cannot take over another host's ENIs. Absent: any host name.
+    pub hosts: Option<Vec<String>>,
+}
+
+// Hand-written so that `{:?}` of a config never shows a secret.
+impl std::fmt::Debug for CredentialConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialConfig")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("account_id", &self.account_id)
+            .field("allow", &self.allow)
+            .field("hosts", &self.hosts)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +146,64 @@ impl Default for ApiSection {
             max_flow_logs_per_resource: default_limit(),
         }
     }
+}
+
+/// `[server]`: how `flowlog serve` listens. Relative paths are taken from the working
+/// directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// PEM certificate chain (server certificate first); with `tls_key`, the API, agent sync
+    /// and metrics are served over HTTPS. Reloaded on SIGHUP and when the file changes.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (behind a TLS proxy, or a lab).
+    #[serde(default)]
+    pub insecure_listen: bool,
+    /// Serve `/metrics` on this address only (and not on the API's).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Open connections per listener; past it a client gets 503 with `Retry-After`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request head (also the idle keep-alive limit).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a whole request body; past it: 408 and close.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_secs: u64,
+    /// Seconds open connections get after SIGTERM before they are dropped; the capture
+    /// window is flushed in any case.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            tls_cert: None,
+            tls_key: None,
+            insecure_listen: false,
+            metrics_listen: None,
+            max_connections: default_max_connections(),
+            header_timeout_secs: default_header_timeout(),
+            body_timeout_secs: default_body_timeout(),
+            shutdown_timeout_secs: default_shutdown_timeout(),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    512
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_body_timeout() -> u64 {
+    30
+}
+fn default_shutdown_timeout() -> u64 {
+    10
 }
 
 fn default_account() -> String {
@@ -152,6 +229,7 @@ impl Default for Config {
             cloudwatch_logs: None,
             delivery: Default::default(),
             agent: AgentSection::default(),
+            server: ServerSection::default(),
         }
     }
 }
@@ -215,10 +293,58 @@ impl Config {
             if !seen.insert(&c.access_key_id) {
                 bail!("access_key_id {} is listed twice", c.access_key_id);
             }
+            if let Some(hosts) = &c.hosts {
+                if hosts.is_empty() || hosts.iter().any(|h| h.is_empty()) {
+                    bail!(
+                        "hosts of credential {} must list host names (leave it out to allow any host)",
+                        c.access_key_id
+                    );
+                }
+            }
+        }
+        let sv = &self.server;
+        if sv.tls_cert.is_some() != sv.tls_key.is_some() {
+            bail!("[server] tls_cert and tls_key go together: give both or neither");
+        }
+        if sv.max_connections == 0 {
+            bail!("[server] max_connections must be at least 1");
+        }
+        for (name, v) in [
+            ("header_timeout_secs", sv.header_timeout_secs),
+            ("body_timeout_secs", sv.body_timeout_secs),
+            ("shutdown_timeout_secs", sv.shutdown_timeout_secs),
+        ] {
+            if v == 0 {
+                bail!("[server] {name} must be at least 1");
+            }
         }
         Ok(())
     }
+
+    /// Credentials whose secret is one published in `flowlog.example.toml` (or any secret
+    /// still starting with its `change-me` placeholder): fine on loopback, never beyond.
+    pub fn published_secrets(&self) -> Vec<&str> {
+        let example: Vec<String> = toml::from_str::<Config>(EXAMPLE_CONFIG)
+            .map(|c| {
+                c.credentials
+                    .into_iter()
+                    .map(|c| c.secret_access_key)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.credentials
+            .iter()
+            .filter(|c| {
+                c.secret_access_key.starts_with("change-me")
+                    || example.contains(&c.secret_access_key)
+            })
+            .map(|c| c.access_key_id.as_str())
+            .collect()
+    }
 }
+
+/// The example shipped in the repository; its secrets are public.
+const EXAMPLE_CONFIG: &str = include_str!("../../../flowlog.example.toml");
 
 #[cfg(test)]
 mod tests {
@@ -226,10 +352,26 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let text = include_str!("../../../flowlog.example.toml");
-        let c = Config::parse(text).unwrap();
+        let c = Config::parse(EXAMPLE_CONFIG).unwrap();
         assert_eq!(c.region, "us-east-1");
         assert!(!c.credentials.is_empty());
+        // Its secrets are published, so they are flagged.
+        assert_eq!(c.published_secrets().len(), c.credentials.len());
+        let own = Config::parse(
+            "[[credentials]]\naccess_key_id = \"AKIAOWNKEY0000000001\"\nsecret_access_key = \"a-secret-nobody-has-seen-0001\"\n",
+        )
+        .unwrap();
+        assert!(own.published_secrets().is_empty());
+        assert!(!format!("{own:?}").contains("a-secret-nobody-has-seen"));
+    }
+
+    #[test]
+    fn server_section_is_checked() {
+        assert!(Config::parse("[server]\ntls_cert = \"c.pem\"").is_err());
+        assert!(Config::parse("[server]\nmax_connections = 0").is_err());
+        assert!(Config::parse("[server]\nbody_timeout_secs = 0").is_err());
+        let c = Config::parse("[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
+        assert_eq!(c.server.max_connections, 512);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod cmd;
 mod config;
 mod control;
 mod credentials;
+mod http;
 mod logging;
 
 use clap::{Parser, Subcommand};

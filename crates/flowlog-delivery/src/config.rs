@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// `[s3]`: where S3 flow logs go. Without `endpoint` objects are written under
 /// `<data-dir>/s3/<bucket>/` with the same key layout AWS uses.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// Base URL of any S3-compatible service, e.g. `http://127.0.0.1:9000` or
@@ -62,7 +62,7 @@ pub struct CwlConfig {
 }
 
 /// One `DeliverLogsPermissionArn` and the keys used when delivering on its behalf.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RoleCredential {
     /// The IAM role ARN exactly as given to CreateFlowLogs.
@@ -187,5 +187,69 @@ mod tests {
         assert_eq!(s.delivery.window_secs, 300);
         let bad = "[s3]\nendpint = \"x\"\n[cloudwatch_logs]\n";
         assert!(toml::from_str::<Server>(bad).is_err());
+    }
+}
+
+// Hand-written so that `{:?}` (logs, panics) never shows a secret or session token.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("path_style", &self.path_style)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RoleCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleCredential")
+            .field("role_arn", &self.role_arn)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let s3 = S3Config {
+            secret_access_key: Some("s3-secret-value".into()),
+            session_token: Some("s3-token-value".into()),
+            ..S3Config::default()
+        };
+        let role = RoleCredential {
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            access_key_id: "AKID".into(),
+            secret_access_key: "role-secret-value".into(),
+            session_token: Some("role-token-value".into()),
+        };
+        let text = format!("{s3:?} {role:?}");
+        for secret in [
+            "s3-secret-value",
+            "s3-token-value",
+            "role-secret-value",
+            "role-token-value",
+        ] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("AKID"));
     }
 }

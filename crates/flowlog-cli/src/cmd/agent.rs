@@ -18,9 +18,13 @@ the caller needs `flowlog:AgentSync` (or `flowlog:*`) in its allow list on the c
 The config file's [s3], [cloudwatch_logs], [delivery] and [agent] sections apply."
 )]
 pub struct Args {
-    /// Base URL of the control plane, e.g. http://10.0.0.1:4751.
+    /// Base URL of the control plane, e.g. https://flowlog.internal:4751.
     #[arg(long, env = "FLOWLOG_CONTROL_PLANE")]
     pub control_plane: String,
+    /// PEM bundle of the CA(s) that signed the control plane's certificate (a private or
+    /// self-signed one); without it the system's roots verify it.
+    #[arg(long, env = "FLOWLOG_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Region the control plane serves (signing scope).
     #[arg(long, env = "AWS_DEFAULT_REGION", default_value = crate::config::DEFAULT_REGION)]
     pub region: String,
@@ -133,6 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             secret_access_key: args.secret_access_key.clone(),
             session_token: None,
         },
+        args.ca_file.as_deref(),
         rt.handle().clone(),
     )?;
     let agent = flowlog_agent::Agent::new(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,10 @@ struct AppState {
     api: Arc<Api>,
     control: Arc<LocalControl>,
     delivery: flowlog_delivery::Delivery,
+    /// Time a client has to send a whole body.
+    body_timeout: std::time::Duration,
+    /// Bytes of bodies buffered at once, over all connections (1 permit = 1 KiB).
+    body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(clap::Args)]
@@ -49,6 +53,20 @@ pub struct Args {
     /// Configuration file (TOML); see flowlog.example.toml.
     #[arg(long, env = "FLOWLOG_CONFIG")]
     pub config: Option<PathBuf>,
+    /// PEM certificate chain: serve everything over HTTPS (with --tls-key). Reloaded on
+    /// SIGHUP and when the file changes. Overrides [server] tls_cert.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert. Overrides [server] tls_key.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (a trusted lab network, or behind a
+    /// TLS-terminating proxy). Without it such a listen address needs TLS.
+    #[arg(long)]
+    pub insecure_listen: bool,
+    /// Serve /metrics on this address instead of the API's [default: on the API's address].
+    #[arg(long, env = "FLOWLOG_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -62,12 +80,62 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(".flowlog"));
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let listen = args
         .listen
         .or(config.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)));
+    let metrics_listen = args.metrics_listen.or(config.server.metrics_listen);
+
+    // Everything about exposure is decided before anything is created on disk.
+    let tls = match (
+        args.tls_cert.as_ref().or(config.server.tls_cert.as_ref()),
+        args.tls_key.as_ref().or(config.server.tls_key.as_ref()),
+    ) {
+        (Some(cert), Some(key)) => Some(crate::http::Tls::load(cert, key)?),
+        _ => None,
+    };
+    let insecure = args.insecure_listen || config.server.insecure_listen;
+    if config.credentials.is_empty() && args.config.is_none() && !listen.ip().is_loopback() {
+        bail!("refusing to listen on {listen} without a config file: the embedded defaults serve loopback only");
+    }
+    crate::http::check_exposure(
+        "the EC2 API and agent sync",
+        listen,
+        tls.is_some(),
+        insecure,
+    )?;
+    if let Some(m) = metrics_listen {
+        crate::http::check_exposure("/metrics", m, tls.is_some(), insecure)?;
+    }
+    let published = config.published_secrets();
+    if !published.is_empty() && !listen.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {listen}: credential(s) {} in {} use a secret published in \
+             flowlog.example.toml, which anyone can read. Give each credential its own random \
+             secret (e.g. `openssl rand -base64 30`)",
+            published.join(", "),
+            args.config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "the config".into())
+        );
+    }
+    // Bind before creating the data dir, so a busy port leaves nothing behind.
+    let bind = |addr: SocketAddr| -> anyhow::Result<std::net::TcpListener> {
+        let l = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    };
+    let api_listener = bind(listen)?;
+    let metrics_listener = metrics_listen.map(bind).transpose()?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let limits = crate::http::Limits {
+        max_connections: config.server.max_connections,
+        header_timeout: std::time::Duration::from_secs(config.server.header_timeout_secs),
+        shutdown_timeout: std::time::Duration::from_secs(config.server.shutdown_timeout_secs),
+    };
 
     let mut creds: Vec<Credential> = config
         .credentials
@@ -80,19 +148,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| config.account_id.clone()),
             allow: c.allow.clone(),
+            hosts: c.hosts.clone(),
         })
         .collect();
     let mut bootstrap = None;
     if creds.is_empty() {
-        if args.config.is_none() && !listen.ip().is_loopback() {
-            bail!("refusing to listen on {listen} without a config file: the embedded defaults serve loopback only");
-        }
         let (cred, created) = credentials::load_or_create(&data_dir)?;
         creds.push(Credential {
             access_key_id: cred.access_key_id.clone(),
             secret_access_key: cred.secret_access_key,
             account_id: config.account_id.clone(),
             allow: vec!["ec2:*".to_string(), "flowlog:*".to_string()],
+            hosts: None,
         });
         bootstrap = Some((cred.access_key_id, created));
     }
@@ -142,6 +209,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         api,
         control,
         delivery: delivery.clone(),
+        body_timeout: std::time::Duration::from_secs(config.server.body_timeout_secs),
+        body_budget: Arc::new(tokio::sync::Semaphore::new(
+            crate::http::BODY_BUDGET_BYTES / 1024,
+        )),
     });
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -158,15 +229,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     let served = rt.block_on(async {
         let _delivery_task = delivery.spawn();
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = tokio::net::TcpListener::from_std(api_listener)?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         println!(
-            "flowlog: listening on http://{addr} (EC2 API, region {})",
+            "flowlog: listening on {scheme}://{addr} (EC2 API, region {})",
             config.region
         );
+        let metrics_listener = metrics_listener
+            .map(tokio::net::TcpListener::from_std)
+            .transpose()?;
+        if let Some(m) = &metrics_listener {
+            println!("flowlog: metrics on {scheme}://{}/metrics", m.local_addr()?);
+        }
         println!("flowlog: data dir {}", data_dir.display());
+        if !published.is_empty() {
+            println!(
+                "flowlog: WARNING: credential(s) {} use a secret published in flowlog.example.toml; \
+                 fine on loopback, refused on any other address",
+                published.join(", ")
+            );
+        }
         if let Some((key, created)) = &bootstrap {
             let file = credentials::path(&data_dir);
             println!(
@@ -185,22 +268,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "  export AWS_SECRET_ACCESS_KEY=\"$({exe} credentials --data-dir {} --secret)\"",
                 data_dir.display()
             );
-            println!("  aws --endpoint-url http://{addr} ec2 describe-flow-logs");
+            println!("  aws --endpoint-url {scheme}://{addr} ec2 describe-flow-logs");
         }
         use std::io::Write;
         std::io::stdout().flush().ok();
-        let app = axum::Router::new()
+        if let Some(t) = &tls {
+            t.clone().watch();
+        }
+        let metrics_route = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics))
+            .with_state(state.clone());
+        let mut app = axum::Router::new()
             .route(
                 flowlog_agent::protocol::SYNC_PATH,
                 axum::routing::post(agent_sync),
             )
             .fallback(handle)
             .with_state(state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+        if metrics_listener.is_none() {
+            app = metrics_route.clone().merge(app);
+        }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let metrics_server = metrics_listener.map(|l| {
+            tokio::spawn(crate::http::serve(
+                l,
+                metrics_route,
+                limits.clone(),
+                tls.clone(),
+                stop_rx.clone(),
+            ))
+        });
+        let served = crate::http::serve(listener, app, limits, tls, stop_rx)
             .await
-            .context("HTTP server failed")
+            .context("HTTP server failed");
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
+        served
     });
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     if let Some(t) = agent_thread {
@@ -239,19 +347,50 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-/// `POST /agent/v1/sync`: SigV4-signed like every call; the caller needs `flowlog:AgentSync`.
+/// Largest agent sync body (an inventory of many ENIs).
+const MAX_SYNC_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `POST /agent/v1/sync`: SigV4-signed like every call; the caller needs `flowlog:AgentSync`,
+/// acts for its own account only, and as a host its credential may report for.
 async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, 8 * 1024 * 1024).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "sync body larger than 8 MiB").into_response();
-    };
     let (headers, path, query) = request_parts(&parts);
+    // When the client declares its body's hash (flowlog agents do), the signature is checked
+    // before a byte of the body is read: strangers cannot make us buffer anything.
+    let head = flowlog_api::Request {
+        method: "POST",
+        path: &path,
+        query: &query,
+        headers: &headers,
+        body: &[],
+        now: now_secs(),
+    };
+    if let Err(e) = state.api.authenticate_head(&head) {
+        return (StatusCode::UNAUTHORIZED, e.message).into_response();
+    }
+    if declared_length(&parts) > MAX_SYNC_BODY_BYTES as u64 {
+        return body_error(crate::http::BodyError::TooLarge, MAX_SYNC_BODY_BYTES);
+    }
+    let body = match crate::http::read_body(
+        body,
+        MAX_SYNC_BODY_BYTES,
+        state.body_timeout,
+        &state.body_budget,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return body_error(e, MAX_SYNC_BODY_BYTES),
+    };
     let result = tokio::task::spawn_blocking(
         move || -> Result<flowlog_agent::SyncResponse, (StatusCode, String)> {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
             let caller = state
                 .api
                 .authenticate(&flowlog_api::Request {
@@ -259,8 +398,8 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
                     path: &path,
                     query: &query,
                     headers: &headers,
-                    body: &body,
-                    now,
+                    body: &body.bytes,
+                    now: now_secs(),
                 })
                 .map_err(|e| (StatusCode::UNAUTHORIZED, e.message))?;
             if !flowlog_api::policy::allows(&caller.allow, flowlog_agent::protocol::SYNC_ACTION) {
@@ -273,16 +412,35 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
                     ),
                 ));
             }
-            let req: flowlog_agent::SyncRequest = serde_json::from_slice(&body).map_err(|e| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid sync request: {e}"),
-                )
-            })?;
+            let req: flowlog_agent::SyncRequest =
+                serde_json::from_slice(&body.bytes).map_err(|e| {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid sync request: {e}"),
+                    )
+                })?;
+            if !caller.may_sync_as(&req.host) {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "credential {} may not sync as host {:?}: it is pinned to other hosts ([[credentials]] hosts)",
+                        caller.access_key_id, req.host
+                    ),
+                ));
+            }
             state
                 .control
                 .sync_for(&caller.account_id, &req)
-                .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}")))
+                .map_err(|e| {
+                    let status = match e.downcast_ref::<flowlog_store::StoreError>() {
+                        Some(flowlog_store::StoreError::ForeignResource { .. }) => {
+                            StatusCode::FORBIDDEN
+                        }
+                        Some(flowlog_store::StoreError::Busy) => StatusCode::SERVICE_UNAVAILABLE,
+                        _ => StatusCode::BAD_REQUEST,
+                    };
+                    (status, format!("{e:#}"))
+                })
         },
     )
     .await;
@@ -291,6 +449,61 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Ok(Err((code, msg))) => (code, msg).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "sync handler failed").into_response(),
     }
+}
+
+/// The `Content-Length` a request announces (0 when absent or unreadable; the reader
+/// enforces the limit on what actually arrives).
+fn declared_length(parts: &axum::http::request::Parts) -> u64 {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The answer to a body that could not be read; the connection is closed, since the rest
+/// of the body may still be on its way.
+fn body_error(e: crate::http::BodyError, max: usize) -> Response {
+    use crate::http::BodyError as E;
+    let (status, code, message) = match e {
+        E::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("The request body is larger than the limit of {max} bytes."),
+        ),
+        E::Timeout => (
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            "The request body did not arrive within the server's body timeout.".to_string(),
+        ),
+        E::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The server is receiving too many request bodies at once; retry shortly.".to_string(),
+        ),
+        E::Broken => (
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+            "The request body ended early or was malformed.".to_string(),
+        ),
+    };
+    let err = flowlog_api::ApiError::new(status.as_u16(), code, message);
+    let body = flowlog_api::xml::error_body(&err, &uuid_like());
+    let mut r = (
+        status,
+        [
+            (header::CONTENT_TYPE, flowlog_api::CONTENT_TYPE),
+            (header::CONNECTION, "close"),
+        ],
+        body,
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
 }
 
 async fn shutdown_signal() {
@@ -307,28 +520,34 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let api = state.api.clone();
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let body: Bytes = match axum::body::to_bytes(body, flowlog_api::MAX_BODY_BYTES + 1).await {
-        Ok(b) => b,
-        Err(_) => return too_large(),
-    };
-    if body.len() > flowlog_api::MAX_BODY_BYTES {
-        return too_large();
+    if declared_length(&parts) > flowlog_api::MAX_BODY_BYTES as u64 {
+        return body_error(
+            crate::http::BodyError::TooLarge,
+            flowlog_api::MAX_BODY_BYTES,
+        );
     }
+    let body = match crate::http::read_body(
+        body,
+        flowlog_api::MAX_BODY_BYTES,
+        state.body_timeout,
+        &state.body_budget,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return body_error(e, flowlog_api::MAX_BODY_BYTES),
+    };
     let (headers, path, query) = request_parts(&parts);
     let method = parts.method.as_str().to_string();
     let api2 = api.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
         api2.handle(&flowlog_api::Request {
             method: &method,
             path: &path,
             query: &query,
             headers: &headers,
-            body: &body,
-            now,
+            body: &body.bytes,
+            now: now_secs(),
         })
     })
     .await;
@@ -388,27 +607,4 @@ fn xml_response(status: u16, body: String) -> Response {
         HeaderValue::from_static(flowlog_api::CONTENT_TYPE),
     );
     r
-}
-
-fn too_large() -> Response {
-    let err = flowlog_api::ApiError::new(
-        413,
-        "RequestEntityTooLarge",
-        format!(
-            "The request body is larger than the limit of {} bytes.",
-            flowlog_api::MAX_BODY_BYTES
-        ),
-    );
-    let body = flowlog_api::xml::error_body(&err, &uuid_like());
-    // The rest of the body was not read: close the connection so a keep-alive client does not
-    // send its next request into the remains of this one.
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        [
-            (header::CONTENT_TYPE, flowlog_api::CONTENT_TYPE),
-            (header::CONNECTION, "close"),
-        ],
-        body,
-    )
-        .into_response()
 }

@@ -12,6 +12,9 @@ stage "setup (Debian packages, Python venv, peer servers)"
 scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PWD/.tools/bin:$PATH"
 
+stage "format and lints (cargo fmt --check, clippy -D warnings)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo build"
 cargo build --workspace --bins
 stage "cargo test"

@@ -20,6 +20,10 @@ reached, and the table says which count each server held.
 
   .venv/bin/python bench/api_bench.py                      # 100 000 flow logs, 4 clients
   .venv/bin/python bench/api_bench.py --count 20000 --seconds 5 --skip-moto
+  .venv/bin/python bench/api_bench.py --count 20000 --skip-moto --tls   # flowlog over HTTP, then HTTPS
+
+--tls runs flowlog a second time over HTTPS (a throwaway self-signed certificate made with
+openssl, verified by the clients) and prints the HTTPS/HTTP ratio per operation.
 """
 
 from __future__ import annotations
@@ -59,10 +63,16 @@ VPC = re.compile(r"<vpcId>([^<]+)</vpcId>")
 # -- signing client ---------------------------------------------------------------------------
 
 
+# CA bundle the clients verify an https:// server with (set by --tls).
+CA_BUNDLE: str | None = None
+
+
 class Client:
     def __init__(self, url: str):
         self.url = url + "/"
         self.session = requests.Session()
+        if CA_BUNDLE:
+            self.session.verify = CA_BUNDLE
         self.signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials(KEY, SECRET), "ec2", REGION)
 
     def call(self, action: str, pairs: list[tuple[str, str]]) -> tuple[int, str]:
@@ -115,7 +125,7 @@ class Proc:
             if self.proc.poll() is not None:
                 raise SystemExit(f"{name} exited early; see {self.log.name}")
             try:
-                requests.get(self.url + "/", timeout=1)
+                requests.get(self.url + "/", timeout=1, verify=CA_BUNDLE or True)
                 break
             except requests.RequestException:
                 if time.time() > deadline:
@@ -143,14 +153,24 @@ class Proc:
         return float("nan")
 
 
-def start_flowlog(binary: str, workdir: Path) -> Proc:
+def make_cert(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (throwaway, for this run only)."""
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def start_flowlog(binary: str, workdir: Path, tls: tuple[Path, Path] | None = None) -> Proc:
     cfg = workdir / "flowlog.toml"
     cfg.write_text(
         f'account_id = "123456789012"\nregion = "{REGION}"\n\n[[credentials]]\n'
         f'access_key_id = "{KEY}"\nsecret_access_key = "{SECRET}"\nallow = ["ec2:*"]\n\n'
         "[api]\nmax_flow_logs_per_resource = 100000\n")
+    extra = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
     return Proc([binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(workdir / "data"),
-                 "--config", str(cfg)], "flowlog", ready_re=r"listening on (http://[0-9.]+:\d+)")
+                 "--config", str(cfg), *extra], "flowlog", ready_re=r"listening on (https?://[0-9.]+:\d+)")
 
 
 def start_moto() -> Proc:
@@ -314,6 +334,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10, help="per measured operation")
     ap.add_argument("--walks", type=int, default=4, help="full listings for the paged measurement")
     ap.add_argument("--skip-moto", action="store_true")
+    ap.add_argument("--tls", action="store_true", help="also run flowlog over HTTPS and print HTTPS/HTTP ratios")
     args = ap.parse_args()
 
     results = {}
@@ -324,6 +345,18 @@ def main():
             results["flowlog"]["rss"] = srv.rss_mib()
         finally:
             srv.stop()
+    if args.tls:
+        global CA_BUNDLE
+        with tempfile.TemporaryDirectory(prefix="api_bench_tls_") as tmp:
+            cert, key = make_cert(Path(tmp))
+            CA_BUNDLE = str(cert)
+            srv = start_flowlog(args.bin, Path(tmp), (cert, key))
+            try:
+                results["flowlog-tls"] = run_suite("flowlog-tls", srv.url, args.count, args, None)
+                results["flowlog-tls"]["rss"] = srv.rss_mib()
+            finally:
+                srv.stop()
+                CA_BUNDLE = None
     if not args.skip_moto:
         moto = start_moto()
         try:
@@ -356,6 +389,14 @@ def main():
         print(line)
     print("(paged: one request = one full listing; flowlog pages MaxResults=1000, moto answers in one page."
           " ratios: flowlog req/s / moto req/s, moto p99 / flowlog p99)")
+    t = results.get("flowlog-tls")
+    if t:
+        print()
+        print(f"{'operation':<12} {'HTTPS req/s':>12} {'p99 ms':>8} | {'HTTPS/HTTP req/s':>16} {'p99 HTTPS/HTTP':>14}")
+        for kind in ("create", "by-id", "by-filter", "paged"):
+            a, b = t[kind], f[kind]
+            print(f"{kind:<12} {a['rps']:>12.1f} {a['p99']:>8.2f} | {a['rps'] / b['rps']:>15.2f}x "
+                  f"{a['p99'] / b['p99']:>13.2f}x")
     errs = sum(f[k]["errors"] for k in ("create", "by-id", "by-filter"))
     if errs:
         print(f"WARNING: flowlog answered {errs} measured requests with a non-200 status")

@@ -432,7 +432,7 @@ def test_delete_1000_unknown_ids_reply_is_linear(sec):
     items = r.unsuccessful()
     assert [i["resourceId"] for i in items] == ids
     for i in items:
-        assert i["code"] == "InvalidParameterValue", i
+        assert i["code"] == "InvalidFlowLogId.NotFound", i
         assert i["message"] == f"These flow log ids in the input list are not found: [TotalCount: 1] {i['resourceId']}", i
 
 

@@ -512,6 +512,8 @@ class Server:
         resp = self._session.request(
             prepared.method,
             prepared.url,
+            # explicit: REQUESTS_CA_BUNDLE in the environment would beat Session.verify
+            verify=self.verify,
             headers=dict(prepared.headers.items()),
             data=prepared.body,
             timeout=timeout,

@@ -512,7 +512,7 @@ def record(label: str, srv: Server, extra: str = ""):
 
 
 @pytest.mark.parametrize("target,clients,length,chunk,limit_mib",
-                         [("api", 300, 2 * MIB, 48 * 1024, 120), ("sync", 60, 8 * MIB, 256 * 1024, 150)],
+                         [("api", 300, 2 * MIB, 48 * 1024, 160), ("sync", 60, 8 * MIB, 256 * 1024, 150)],
                          ids=["api-300x2MiB", "sync-60x8MiB"])
 def test_slow_bodies_bounded(tmp_path, target, clients, length, chunk, limit_mib):
     """Many clients announce a large body and trickle it (a chunk every 0.5 s for 10 s). With

@@ -543,6 +543,7 @@ def test_slow_bodies_bounded(tmp_path, target, clients, length, chunk, limit_mib
             socks.append(s)
         sent = [0] * clients
         closed_at: list[float | None] = [None] * clients
+        answers: dict[str, int] = {}
         served: list[float] = []
         errors: list[str] = []
         started = time.time()
@@ -567,6 +568,7 @@ def test_slow_bodies_bounded(tmp_path, target, clients, length, chunk, limit_mib
                     got = s.recv(4096)
                     if got == b"" or got.startswith(b"HTTP/1.1 4"):
                         closed_at[i] = time.time() - started
+                        answers[got[9:12].decode() if got else "EOF"] = answers.get(got[9:12].decode() if got else "EOF", 0) + 1
                         continue
                 except (BlockingIOError, socket.timeout):
                     pass
@@ -584,7 +586,7 @@ def test_slow_bodies_bounded(tmp_path, target, clients, length, chunk, limit_mib
             time.sleep(0.5)
         t.join()
         after = record(f"slow bodies ({target}) after {clients} clients", srv,
-                       f"sent={sum(sent) // MIB} MiB closed_by_server={sum(c is not None for c in closed_at)}")
+                       f"sent={sum(sent) // MIB} MiB closed_by_server={sum(c is not None for c in closed_at)} answers={answers}")
         grew = (after["VmHWM"] - before["VmHWM"]) // 1024
         print(f"[s9] slow bodies ({target}): peak VmRSS {peak // 1024} MiB, VmHWM grew by {grew} MiB; "
               f"other client: {len(served)} calls, max {max(served, default=-1):.2f}s, errors {errors[:2]}")
@@ -667,8 +669,9 @@ def test_idle_connections_capped(tmp_path):
                 closed += 1
         sel.close()
         after = record("idle connections after", srv, f"closed_by_server={closed} with_503={got_503}")
-        assert head.startswith("HTTP/1.1 503") and "retry-after" in head.lower(), \
-            f"a client past max_connections got no 503 with Retry-After: {head[:300]!r}"
+        lower = head.lower()
+        assert head.startswith("HTTP/1.1 503") and "\r\nretry-after: 1" in lower and "connection: close" in lower, \
+            f"a client past max_connections got no 503 with Retry-After: 1 and Connection: close: {head[:300]!r}"
         assert refused == 0 and len(socks) == 2000, f"only {len(socks)} of 2000 connections could be opened"
         assert closed == len(socks), f"only {closed}/2000 idle connections were closed by the server"
         took = timed_describe(srv, 10)

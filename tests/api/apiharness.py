@@ -9,6 +9,15 @@ Clients:
 - the real aws CLI (`srv.aws("ec2", "create-vpc", ...)`),
 - `srv.raw(params, ...)`: a request signed with botocore's SigV4 signer but otherwise built by
   hand (typos, unknown parameters, GET form, huge bodies, stale timestamps); returns a `Reply`.
+
+TLS: with FLOWLOG_TEST_TLS=1 in the environment (or `Server(tls=True)`), every server gets a
+fresh self-signed CA and a certificate for 127.0.0.1/localhost, `[server] tls_cert/tls_key` in
+its config, and an https:// URL; boto3 (`verify=`), requests and the aws CLI (`AWS_CA_BUNDLE`)
+verify the certificate against that CA. `scripts/test.sh` runs tests/api once more that way.
+
+Server options used by the security tests (tests/api/test_security.py): `listen`, `args`,
+`server_opts` (the `[server]` section), `extra_credentials` (other accounts, `hosts` pins),
+`nofile` (the server's open-file limit) and `env`.
 """
 
 from __future__ import annotations
@@ -77,20 +86,65 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(path: Path, extra: str = "", max_per_resource: int | None = 2) -> Path:
-    lines = [f'account_id = "{ACCOUNT}"', f'region = "{REGION}"', ""]
-    for key, secret, allow in CREDENTIALS.values():
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+
+
+@dataclass
+class Cred:
+    """A credential beyond CREDENTIALS: another account, a `hosts` pin."""
+    key: str
+    secret: str
+    allow: list
+    account_id: str | None = None
+    hosts: list | None = None
+
+
+def write_config(path: Path, extra: str = "", max_per_resource: int | None = 2,
+                 extra_credentials: dict | None = None, server_opts: dict | None = None,
+                 top: dict | None = None) -> Path:
+    lines = [f'account_id = "{ACCOUNT}"', f'region = "{REGION}"']
+    lines += [f"{k} = {toml_value(v)}" for k, v in (top or {}).items()]
+    lines.append("")
+    creds = [Cred(k, s, a) for k, s, a in CREDENTIALS.values()] + list((extra_credentials or {}).values())
+    for c in creds:
         lines += [
             "[[credentials]]",
-            f'access_key_id = "{key}"',
-            f'secret_access_key = "{secret}"',
-            "allow = [" + ", ".join(f'"{a}"' for a in allow) + "]",
-            "",
+            f'access_key_id = "{c.key}"',
+            f'secret_access_key = "{c.secret}"',
+            "allow = " + toml_value(c.allow),
         ]
+        if c.account_id is not None:
+            lines.append(f'account_id = "{c.account_id}"')
+        if c.hosts is not None:
+            lines.append("hosts = " + toml_value(c.hosts))
+        lines.append("")
     if max_per_resource is not None:
         lines += ["[api]", f"max_flow_logs_per_resource = {max_per_resource}", ""]
+    if server_opts:
+        lines += ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in server_opts.items()] + [""]
     path.write_text("\n".join(lines) + extra)
     return path
+
+
+def tls_from_env() -> bool:
+    return os.environ.get("FLOWLOG_TEST_TLS", "") not in ("", "0", "false")
+
+
+def proc_status(pid: int) -> dict:
+    """VmHWM / VmRSS / Threads of a process from /proc/PID/status, sizes in KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmHWM", "VmRSS", "Threads"):
+            out[k] = int(v.split()[0])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,11 +255,31 @@ def flatten(params) -> list[tuple[str, str]]:
 
 class Server:
     def __init__(self, workdir: Path, config_extra: str = "", max_per_resource: int | None = 2,
-                 use_config: bool = True, name: str = "flowlog"):
+                 use_config: bool = True, name: str = "flowlog", *, listen: str | None = "127.0.0.1:0",
+                 args: list[str] | None = None, server_opts: dict | None = None,
+                 extra_credentials: dict | None = None, top: dict | None = None,
+                 nofile: int | None = None, env: dict | None = None, tls: bool | None = None):
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config = write_config(workdir / "flowlog.toml", config_extra, max_per_resource) if use_config else None
+        self.tls = tls_from_env() if tls is None else tls
+        self.ca: Path | None = None
+        self.server_opts = dict(server_opts or {})
+        if self.tls and use_config:
+            from tlsfiles import TestCA
+            self.test_ca = TestCA.create(workdir / "pki")
+            self.server_cert = self.test_ca.issue(workdir / "pki", ["127.0.0.1", "localhost"])
+            self.ca = self.test_ca.path
+            self.server_opts.setdefault("tls_cert", str(self.server_cert.cert))
+            self.server_opts.setdefault("tls_key", str(self.server_cert.key))
+        self.creds = {n: Cred(k, s, a) for n, (k, s, a) in CREDENTIALS.items()}
+        self.creds.update(extra_credentials or {})
+        self.config = write_config(workdir / "flowlog.toml", config_extra, max_per_resource,
+                                   extra_credentials, self.server_opts, top) if use_config else None
+        self.listen = listen
+        self.args = list(args or [])
+        self.nofile = nofile
+        self.env = dict(env or {})
         self.name = name
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
@@ -217,15 +291,27 @@ class Server:
     def start(self, timeout: float = 30.0) -> "Server":
         if not Path(FLOWLOG_BIN).exists():
             raise RuntimeError(f"flowlog binary not found at {FLOWLOG_BIN} (set FLOWLOG_BIN or cargo build)")
-        cmd = [FLOWLOG_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
+        cmd = [FLOWLOG_BIN, "serve", "--data-dir", str(self.data_dir)]
+        if self.listen is not None:
+            cmd += ["--listen", self.listen]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
+        cmd += self.args
         self.stdout_lines = []
         self.url = None
         err = open(self.stderr_path, "ab")
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=self.workdir)
+        env.update(self.env)
+        preexec = None
+        if self.nofile is not None:
+            import resource
+            limit = self.nofile
+
+            def preexec():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=self.workdir,
+                                     preexec_fn=preexec)
         err.close()
         found = threading.Event()
 
@@ -234,7 +320,7 @@ class Server:
             for raw in self.proc.stdout:
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 self.stdout_lines.append(line)
-                m = re.search(r"listening on (http://[0-9A-Za-z.\[\]:]+:\d+)", line)
+                m = re.search(r"listening on (https?://[0-9A-Za-z.\[\]:]+:\d+)", line)
                 if m and not found.is_set():
                     self.url = m.group(1).rstrip("/")
                     found.set()
@@ -279,6 +365,15 @@ class Server:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def rss(self) -> dict:
+        """VmHWM / VmRSS (KiB) of the running server."""
+        assert self.proc is not None
+        return proc_status(self.proc.pid)
+
+    def output(self) -> str:
+        """Everything the server printed so far (stdout lines and the stderr log)."""
+        return "\n".join(self.stdout_lines) + "\n" + self.stderr_tail(10**8)
+
     def stderr_tail(self, n: int = 4000) -> str:
         try:
             return self.stderr_path.read_text(errors="replace")[-n:]
@@ -291,7 +386,29 @@ class Server:
         sess = getattr(self._local, "session", None)
         if sess is None:
             sess = self._local.session = requests.Session()
+            if self.ca is not None:
+                sess.verify = str(self.ca)
         return sess
+
+    @property
+    def verify(self):
+        """What boto3/requests should verify the server certificate with."""
+        return str(self.ca) if self.ca is not None else True
+
+    def connect(self, timeout: float = 10) -> socket.socket:
+        """A raw connection to the API port: a TLS socket verified against the test CA when the
+        server serves TLS, else plain TCP. For hand-written HTTP (malformed requests, trickles)."""
+        host, port = self.hostport
+        raw = socket.create_connection((host, port), timeout=timeout)
+        if self.ca is None:
+            return raw
+        import ssl
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        try:
+            return ctx.wrap_socket(raw, server_hostname=host)
+        except BaseException:
+            raw.close()
+            raise
 
     @property
     def hostport(self) -> tuple[str, int]:
@@ -299,23 +416,24 @@ class Server:
         return u.hostname, u.port
 
     # -- clients ------------------------------------------------------------------------------
-    def client(self, cred: str = "admin", retries: int = 0):
-        key, secret, _ = CREDENTIALS[cred]
+    def client(self, cred: str = "admin", retries: int = 0, timeout: float = 60):
+        key, secret = self.creds[cred].key, self.creds[cred].secret
         return boto3.client(
             "ec2",
             endpoint_url=self.url,
             region_name=REGION,
+            verify=self.verify,
             aws_access_key_id=key,
             aws_secret_access_key=secret,
             config=botocore.config.Config(
                 retries={"max_attempts": retries + 1, "mode": "standard"},
-                connect_timeout=10,
-                read_timeout=60,
+                connect_timeout=min(10, timeout),
+                read_timeout=timeout,
             ),
         )
 
     def aws(self, *args: str, cred: str = "admin", check: bool = False) -> subprocess.CompletedProcess:
-        key, secret, _ = CREDENTIALS[cred]
+        key, secret = self.creds[cred].key, self.creds[cred].secret
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.workdir),
@@ -327,6 +445,8 @@ class Server:
             "AWS_MAX_ATTEMPTS": "1",
             "AWS_PAGER": "",
         }
+        if self.ca is not None:
+            env["AWS_CA_BUNDLE"] = str(self.ca)
         cmd = [str(VENV_BIN / "aws"), "--endpoint-url", self.url, "--output", "json", *args]
         cp = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         if check and cp.returncode != 0:
@@ -379,7 +499,7 @@ class Server:
             hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
         req = botocore.awsrequest.AWSRequest(method=method, url=url, data=data, headers=hdrs)
         if cred is not None:
-            key, sec, _ = CREDENTIALS[cred]
+            key, sec = self.creds[cred].key, self.creds[cred].secret
             creds = botocore.credentials.Credentials(access_key or key, secret or sec)
             signer_cls = botocore.auth.SigV4QueryAuth if presign else botocore.auth.SigV4Auth
             signer = signer_cls(creds, "ec2", REGION, **({"expires": 300} if presign else {}))
@@ -392,6 +512,8 @@ class Server:
         resp = self._session.request(
             prepared.method,
             prepared.url,
+            # explicit: REQUESTS_CA_BUNDLE in the environment would beat Session.verify
+            verify=self.verify,
             headers=dict(prepared.headers.items()),
             data=prepared.body,
             timeout=timeout,

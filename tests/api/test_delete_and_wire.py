@@ -216,7 +216,7 @@ def test_oversized_body_connection_handling(server):
     host, port = server.hostport
     head = f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in p.headers.items() if k.lower() not in ("host", "content-length"))
-    with socket.create_connection((host, port), timeout=10) as s:
+    with server.connect(timeout=10) as s:
         s.sendall(head.encode() + b"\r\n")
         try:
             s.sendall(body)
@@ -316,7 +316,7 @@ def test_non_utf8_query_string(server):
     """The same in a GET query string."""
     key, secret, _ = CREDENTIALS["admin"]
     host, port = server.hostport
-    with socket.create_connection((host, port), timeout=10) as s:
+    with server.connect(timeout=10) as s:
         s.sendall(b"GET /?Action=DescribeFlowLogs&Version=2016-11-15&X=%ff\xff HTTP/1.1\r\nHost: x\r\n"
                   b"Connection: close\r\n\r\n")
         data = b""
@@ -341,7 +341,8 @@ def test_wrong_path_and_method(server):
     import requests
 
     for method, path in (("PUT", "/"), ("DELETE", "/"), ("POST", "/nope"), ("GET", "/../../etc/passwd")):
-        r = requests.request(method, server.url + path, data=b"Action=DescribeFlowLogs&Version=2016-11-15")
+        r = requests.request(method, server.url + path, data=b"Action=DescribeFlowLogs&Version=2016-11-15",
+                             verify=server.verify)
         assert 400 <= r.status_code < 500, (method, path, r.status_code, r.text[:300])
     still_up(server)
 
@@ -349,7 +350,7 @@ def test_wrong_path_and_method(server):
 def test_slowloris_does_not_block_others(server):
     """A client that sends half a request and stalls must not block other clients."""
     host, port = server.hostport
-    s = socket.create_connection((host, port), timeout=10)
+    s = server.connect(timeout=10)
     try:
         s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nAction=Desc")
         still_up(server)
@@ -360,7 +361,7 @@ def test_slowloris_does_not_block_others(server):
 
 def _raw_exchange(server, payload: bytes, timeout: float = 10) -> bytes:
     host, port = server.hostport
-    with socket.create_connection((host, port), timeout=timeout) as s:
+    with server.connect(timeout=timeout) as s:
         try:
             s.sendall(payload)
         except OSError:
@@ -406,7 +407,7 @@ def test_many_idle_connections(server):
     socks = []
     try:
         for _ in range(300):
-            s = socket.create_connection((host, port), timeout=10)
+            s = server.connect(timeout=10)
             s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
             socks.append(s)
         still_up(server)

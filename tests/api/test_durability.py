@@ -249,14 +249,14 @@ def test_first_start_without_config(tmp_path):
 
         key, secret = find(data, "access_key_id"), find(data, "secret_access_key")
         assert key and secret, data.keys()
-        ec2 = boto3.client("ec2", endpoint_url=srv.url, region_name=REGION, aws_access_key_id=key,
+        ec2 = boto3.client("ec2", endpoint_url=srv.url, region_name=REGION, verify=srv.verify, aws_access_key_id=key,
                            aws_secret_access_key=secret)
         vid = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         text = path.read_text()
         srv.stop()
         srv.start()
         assert path.read_text() == text, "a second start must reuse the stored credential"
-        ec2 = boto3.client("ec2", endpoint_url=srv.url, region_name=REGION, aws_access_key_id=key,
+        ec2 = boto3.client("ec2", endpoint_url=srv.url, region_name=REGION, verify=srv.verify, aws_access_key_id=key,
                            aws_secret_access_key=secret)
         assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[vid])["Vpcs"]] == [vid]
         host = srv.hostport[0]

@@ -230,9 +230,9 @@ def test_s36e_tampered_body(server):
                                          headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
     botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "ec2", "us-east-1").add_auth(req)
     p = req.prepare()
-    ok = requests.post(p.url, headers=dict(p.headers.items()), data=p.body)
+    ok = requests.post(p.url, headers=dict(p.headers.items()), data=p.body, verify=server.verify)
     assert ok.status_code == 200, ok.text
-    bad = requests.post(p.url, headers=dict(p.headers.items()), data=body.replace("ALL", "ACC"))
+    bad = requests.post(p.url, headers=dict(p.headers.items()), data=body.replace("ALL", "ACC"), verify=server.verify)
     assert bad.status_code == 401 and "<Code>AuthFailure</Code>" in bad.text, bad.text
 
 
@@ -249,7 +249,7 @@ def test_s36f_wrong_region_or_service_scope(server):
                                              headers={"Content-Type": "application/x-www-form-urlencoded"})
         botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), service, region).add_auth(req)
         p = req.prepare()
-        r = requests.post(p.url, headers=dict(p.headers.items()), data=p.body)
+        r = requests.post(p.url, headers=dict(p.headers.items()), data=p.body, verify=server.verify)
         assert r.status_code == 401 and "<Code>AuthFailure</Code>" in r.text, (region, service, r.text)
 
 
@@ -261,7 +261,8 @@ def test_s36g_garbage_authorization_header(server):
                   "SignedHeaders=host, Signature=zz", "\u00ff\u00fe"]:
         r = requests.post(server.url + "/", data="Action=DescribeFlowLogs&Version=2016-11-15",
                           headers={"Authorization": value.encode("latin-1"),
-                                   "Content-Type": "application/x-www-form-urlencoded"})
+                                   "Content-Type": "application/x-www-form-urlencoded"},
+                          verify=server.verify)
         assert r.status_code == 401 and "<Code>AuthFailure</Code>" in r.text, (value, r.status_code, r.text)
 
 

@@ -171,7 +171,7 @@ def test_chunked_request_body(server):
         yield body[:10]
         yield body[10:]
 
-    r = requests.post(p.url, headers=headers, data=gen(), timeout=30)
+    r = requests.post(p.url, headers=headers, data=gen(), timeout=30, verify=server.verify)
     assert r.status_code == 200 and "DescribeFlowLogsResponse" in r.text, (r.status_code, r.text[:300])
 
 

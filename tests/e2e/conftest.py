@@ -16,7 +16,9 @@ def lab():
     for tool in ("ip", "nft"):
         if not have(tool):
             pytest.skip(f"`{tool}` is not installed (scripts/setup.sh installs it)")
-    lab = Lab(tag=f"{os.getpid() % 100000}")
+    # FLOWLOG_LAB_PREFIX keeps names apart when several people run the suite on one host
+    # (interface names stay within 15 characters: "fva" + prefix + 5 digits).
+    lab = Lab(tag=f"{os.environ.get('FLOWLOG_LAB_PREFIX', '')[:4]}{os.getpid() % 100000}")
     try:
         yield lab.up()
     finally:

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# The lab PKI (self-signed CA + server certificates) is shared with the API suite.
+sys.path.insert(0, str(REPO / "tests" / "api"))
+from tlsfiles import TestCA  # noqa: E402
 VENV_BIN = REPO / ".venv" / "bin"
 FLOWLOG_BIN = os.environ.get("FLOWLOG_BIN", str(REPO / "target" / "debug" / "flowlog"))
 ACCOUNT = "123456789012"
@@ -222,7 +225,7 @@ def start_moto(tmp: Path, host: str = "127.0.0.1", netns: str | None = None) -> 
 
 
 def config(tmp: Path, *, moto: str | None, inventory: str | None, agent: bool = True,
-           nflog_group: int | None = None, listen: str | None = None) -> Path:
+           nflog_group: int | None = None, listen: str | None = None, server: dict | None = None) -> Path:
     inv_line = ""
     if inventory is not None:
         (tmp / "inventory.toml").write_text(inventory)
@@ -249,6 +252,10 @@ sync_secs = 0.5
 {inv_line}
 {f"nflog_group = {nflog_group}" if nflog_group is not None else ""}
 """
+    if server:
+        import json
+        text += "[server]\n" + "".join(
+            f"{k} = {'true' if v is True else 'false' if v is False else json.dumps(v)}\n" for k, v in server.items())
     if moto:
         text += f"""
 [s3]
@@ -280,10 +287,12 @@ def start_serve(tmp: Path, cfg: Path, name: str = "serve", netns: str | None = N
     return p, m.group(1)
 
 
-def aws(endpoint: str, *args: str, netns: str | None = None) -> dict:
+def aws(endpoint: str, *args: str, netns: str | None = None, ca: Path | None = None) -> dict:
     import json
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ADMIN[0], "AWS_SECRET_ACCESS_KEY": ADMIN[1],
            "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    if ca is not None:
+        env["AWS_CA_BUNDLE"] = str(ca)
     cmd = [str(VENV_BIN / "aws"), "--endpoint-url", endpoint, "--output", "json", *args]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]

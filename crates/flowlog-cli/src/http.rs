@@ -175,57 +175,87 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let registry = Arc::new(Registry::default());
     let (drain_tx, drain_rx) = watch::channel(false);
+    // Connections that got their permit by evicting an idle one come back through here.
+    let (admit_tx, mut admit_rx) = tokio::sync::mpsc::channel::<Admitted>(MAX_REFUSALS_IN_FLIGHT);
     let mut conns = JoinSet::new();
     let mut backoff = Duration::from_millis(5);
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
+        let (stream, peer, permit) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok((stream, peer)) => {
+                    backoff = Duration::from_millis(5);
+                    let _ = stream.set_nodelay(true);
+                    match permits.clone().try_acquire_owned() {
+                        Ok(p) => (stream, peer, p),
+                        Err(_) => {
+                            // At the cap. Close the connection that has waited longest for
+                            // a request (idle keep-alive or silent) to make room; if every
+                            // connection is busy, answer 503.
+                            if let Ok(r) = refusals.clone().try_acquire_owned() {
+                                let (permits, registry, tls) = (permits.clone(), registry.clone(), tls.clone());
+                                let admit = admit_tx.clone();
+                                tokio::spawn(async move {
+                                    let _r = r;
+                                    if registry.evict_idlest() {
+                                        let wait = permits.acquire_owned();
+                                        if let Ok(Ok(p)) = tokio::time::timeout(Duration::from_millis(500), wait).await {
+                                            let _ = admit.send(Admitted(stream, peer, p)).await;
+                                            return;
+                                        }
+                                    }
+                                    refuse(stream, tls, peer).await;
+                                });
+                            }
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Out of descriptors or memory: wait, so existing connections can
+                    // finish, instead of spinning on the same error.
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+            Some(Admitted(stream, peer, permit)) = admit_rx.recv() => (stream, peer, permit),
             _ = raised(&mut shutdown) => break,
             // Reap finished connection tasks so the set does not grow.
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => {
-                backoff = Duration::from_millis(5);
-                a
-            }
-            Err(e) => {
-                // Out of descriptors or memory: wait, so existing connections can finish,
-                // instead of spinning on the same error.
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            if let Ok(r) = refusals.clone().try_acquire_owned() {
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let _r = r;
-                    refuse(stream, tls, peer).await;
-                });
-            }
-            continue;
         };
         let app = app.clone();
         let tls = tls.clone();
         let mut drain = drain_rx.clone();
         let header_timeout = limits.header_timeout;
+        let (slot, guard) = registry.add();
         conns.spawn(async move {
             let _permit = permit;
-            match tls {
-                Some(tls) => {
-                    let hs = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
-                    match hs.await {
-                        Ok(Ok(s)) => connection(s, app, header_timeout, &mut drain).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            let _guard = guard;
+            let stream = Tracked {
+                inner: stream,
+                slot: slot.clone(),
+            };
+            let work = async {
+                match tls {
+                    Some(tls) => {
+                        let hs = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
+                        match hs.await {
+                            Ok(Ok(s)) => connection(s, app, header_timeout, &mut drain).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
                     }
+                    None => connection(stream, app, header_timeout, &mut drain).await,
                 }
-                None => connection(stream, app, header_timeout, &mut drain).await,
+            };
+            tokio::select! {
+                _ = work => {}
+                _ = slot.evict.notified() => {
+                    tracing::debug!(%peer, "idle connection closed to make room at max_connections");
+                }
             }
         });
     }
@@ -278,6 +308,139 @@ async fn connection<S>(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+/// A connection let in after an idle one was evicted for it.
+struct Admitted(
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// What the listener knows of each open connection: whether it is in the middle of a
+/// request (bytes read since the last reply was written) and when it last did anything.
+struct Slot {
+    busy: std::sync::atomic::AtomicBool,
+    last_ms: std::sync::atomic::AtomicU64,
+    evicting: std::sync::atomic::AtomicBool,
+    evict: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Registry {
+    slots: std::sync::Mutex<std::collections::HashMap<u64, Arc<Slot>>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Removes a connection's slot when its task ends (or is aborted).
+struct SlotGuard(Arc<Registry>, u64);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
+    }
+}
+
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+impl Registry {
+    fn add(self: &Arc<Self>) -> (Arc<Slot>, SlotGuard) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let id = self.next.fetch_add(1, Relaxed);
+        let slot = Arc::new(Slot {
+            busy: false.into(),
+            last_ms: now_ms().into(),
+            evicting: false.into(),
+            evict: tokio::sync::Notify::new(),
+        });
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, slot.clone());
+        (slot, SlotGuard(self.clone(), id))
+    }
+
+    /// Tells the connection idle longest (not inside a request) to close. False when every
+    /// connection is busy.
+    fn evict_idlest(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let victim = slots
+            .values()
+            .filter(|s| !s.busy.load(Relaxed) && !s.evicting.load(Relaxed))
+            .min_by_key(|s| s.last_ms.load(Relaxed));
+        match victim {
+            Some(v) if !v.evicting.swap(true, Relaxed) => {
+                v.evict.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The TCP stream of a connection, noting reads (a request is coming in: busy) and writes
+/// (a reply went out: idle again) in its [`Slot`].
+struct Tracked {
+    inner: tokio::net::TcpStream,
+    slot: Arc<Slot>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.slot.busy.store(true, Relaxed);
+            self.slot.last_ms.store(now_ms(), Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.slot.busy.store(false, Relaxed);
+            self.slot.last_ms.store(now_ms(), Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -355,8 +518,33 @@ pub enum BodyError {
     Broken,
 }
 
-/// A body read within `max` bytes and `timeout`, charged to `budget` (1 permit = 1 KiB) as
-/// its bytes arrive; the permits are released when this is dropped.
+/// How much of a too-large body is still read (and thrown away) before the 413 goes out, so
+/// the client is not reset mid-upload and sees the answer (over TLS a reset loses it).
+pub const DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// ... and for how long at most.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+async fn drain(mut body: axum::body::Body, mut seen: usize) {
+    use http_body_util::BodyExt;
+    let work = async {
+        while seen < DRAIN_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, work).await;
+}
+
+/// The first bytes of every body are not charged to the budget: ordinary requests (a few KiB)
+/// never wait behind large ones, and the connection cap already bounds what these cost
+/// (512 connections × 64 KiB = 32 MiB).
+pub const FREE_BODY_BYTES: usize = 64 * 1024;
+
+/// A body read within `max` bytes and `timeout`; the part beyond [`FREE_BODY_BYTES`] is
+/// charged to `budget` (1 permit = 1 KiB) as its bytes arrive, and the permits are released
+/// when this is dropped.
 pub struct ReadBody {
     pub bytes: bytes::Bytes,
     _permits: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -371,7 +559,10 @@ pub async fn read_body(
     use http_body_util::BodyExt;
     let work = async {
         let mut body = body;
-        let mut buf = bytes::BytesMut::new();
+        // The chunks as they came (no reallocation while the body grows), joined once at the
+        // end into a buffer of exactly the body's size.
+        let mut chunks: Vec<bytes::Bytes> = Vec::new();
+        let mut len = 0usize;
         let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
         let mut held_kib = 0usize;
         while let Some(frame) = body.frame().await {
@@ -379,10 +570,12 @@ pub async fn read_body(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            if buf.len() + data.len() > max {
+            if len + data.len() > max {
+                drain(body, len + data.len()).await;
                 return Err(BodyError::TooLarge);
             }
-            let need_kib = (buf.len() + data.len()).div_ceil(1024);
+            len += data.len();
+            let need_kib = len.saturating_sub(FREE_BODY_BYTES).div_ceil(1024);
             if need_kib > held_kib {
                 let more = u32::try_from(need_kib - held_kib).map_err(|_| BodyError::TooLarge)?;
                 let p = budget
@@ -395,10 +588,21 @@ pub async fn read_body(
                 }
                 held_kib = need_kib;
             }
-            buf.extend_from_slice(&data);
+            chunks.push(data);
         }
+        let bytes = match chunks.len() {
+            0 => bytes::Bytes::new(),
+            1 => chunks.pop().unwrap_or_default(),
+            _ => {
+                let mut buf = Vec::with_capacity(len);
+                for c in chunks.drain(..) {
+                    buf.extend_from_slice(&c);
+                }
+                bytes::Bytes::from(buf)
+            }
+        };
         Ok(ReadBody {
-            bytes: buf.freeze(),
+            bytes,
             _permits: held,
         })
     };
@@ -413,23 +617,27 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_are_bounded_in_size_time_and_memory() {
-        let budget = Arc::new(Semaphore::new(4)); // 4 KiB
+        let budget = Arc::new(Semaphore::new(4)); // 4 KiB beyond the free part
         let t = Duration::from_secs(1);
         let ok = read_body(axum::body::Body::from("a=1"), 10, t, &budget)
             .await
             .unwrap();
         assert_eq!(&ok.bytes[..], b"a=1");
-        assert_eq!(budget.available_permits(), 3);
-        drop(ok);
-        assert_eq!(budget.available_permits(), 4);
+        assert_eq!(budget.available_permits(), 4, "small bodies are free");
         let big = axum::body::Body::from(vec![0u8; 11]);
         assert_eq!(
             read_body(big, 10, t, &budget).await.err(),
             Some(BodyError::TooLarge)
         );
-        let over = axum::body::Body::from(vec![0u8; 5000]);
+        let charged = axum::body::Body::from(vec![7u8; FREE_BODY_BYTES + 3000]);
+        let got = read_body(charged, 1 << 20, t, &budget).await.unwrap();
+        assert_eq!(got.bytes.len(), FREE_BODY_BYTES + 3000);
+        assert_eq!(budget.available_permits(), 1);
+        drop(got);
+        assert_eq!(budget.available_permits(), 4);
+        let over = axum::body::Body::from(vec![0u8; FREE_BODY_BYTES + 5000]);
         assert_eq!(
-            read_body(over, 10_000, t, &budget).await.err(),
+            read_body(over, 1 << 20, t, &budget).await.err(),
             Some(BodyError::Busy)
         );
         assert_eq!(budget.available_permits(), 4);

@@ -287,6 +287,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_state(state);
         if metrics_listener.is_none() {
             app = metrics_route.clone().merge(app);
+        } else {
+            // /metrics lives on its own address; here it is simply not found.
+            app = app.route(
+                "/metrics",
+                axum::routing::any(|| async {
+                    (StatusCode::NOT_FOUND, "/metrics is served on --metrics-listen\n")
+                }),
+            );
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -520,7 +528,9 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let api = state.api.clone();
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    if declared_length(&parts) > flowlog_api::MAX_BODY_BYTES as u64 {
+    // A body announced beyond what is drained anyway is refused without reading it; a
+    // smaller one is read to its limit (and the rest drained) so the client sees the 413.
+    if declared_length(&parts) > crate::http::DRAIN_MAX_BYTES as u64 {
         return body_error(
             crate::http::BodyError::TooLarge,
             flowlog_api::MAX_BODY_BYTES,

@@ -618,9 +618,9 @@ def probe_past_cap(host: str, port: int) -> str:
 
 def test_idle_connections_capped(tmp_path):
     """2000 idle TCP connections against `max_connections = 200` (server with a normal 1024 fd
-    limit): a client past the cap gets a clear 503 with Retry-After; every idle connection is
-    closed by the server (503 or header timeout); once they are gone a normal client is served
-    within a few seconds; RSS stays bounded."""
+    limit): a client past the cap is still answered, because the connection idle longest makes
+    room for it; every idle connection is closed by the server (evicted or header timeout); a
+    normal client is served within a few seconds; RSS stays bounded."""
     raise_own_fd_limit(8192)
     header_timeout = 5
     srv = Server(tmp_path, config_extra=NO_AGENT, name="s9idle", nofile=1024, tls=False,
@@ -669,9 +669,9 @@ def test_idle_connections_capped(tmp_path):
                 closed += 1
         sel.close()
         after = record("idle connections after", srv, f"closed_by_server={closed} with_503={got_503}")
-        lower = head.lower()
-        assert head.startswith("HTTP/1.1 503") and "\r\nretry-after: 1" in lower and "connection: close" in lower, \
-            f"a client past max_connections got no 503 with Retry-After: 1 and Connection: close: {head[:300]!r}"
+        # unsigned, so the API answers AuthFailure: what matters is that the API answered
+        assert head.startswith("HTTP/1.1 401"), \
+            f"a client past max_connections (all held by idle connections) was not served: {head[:300]!r}"
         assert refused == 0 and len(socks) == 2000, f"only {len(socks)} of 2000 connections could be opened"
         assert closed == len(socks), f"only {closed}/2000 idle connections were closed by the server"
         took = timed_describe(srv, 10)
@@ -679,6 +679,34 @@ def test_idle_connections_capped(tmp_path):
         assert took < 3
         grew = (after["VmHWM"] - before["VmHWM"]) // 1024
         assert grew < 100, f"RSS grew by {grew} MiB under 2000 idle connections"
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
+
+
+def test_busy_connections_past_cap_get_503(tmp_path):
+    """When every connection is inside a request (a head being sent), a client past
+    `max_connections` gets a clear 503 with `Retry-After: 1` and `Connection: close`, and the
+    server keeps serving once the slow heads time out."""
+    srv = Server(tmp_path, config_extra=NO_AGENT, name="s9busy", tls=False,
+                 server_opts=hygiene({"max_connections": 50, "header_timeout_secs": 3}))
+    srv.start()
+    socks: list[socket.socket] = []
+    try:
+        host, port = srv.hostport
+        for _ in range(50):
+            s = socket.create_connection((host, port), timeout=3)
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # a head that never ends
+            socks.append(s)
+        time.sleep(0.5)
+        head = probe_past_cap(host, port)
+        lower = head.lower()
+        assert head.startswith("HTTP/1.1 503") and "\r\nretry-after: 1" in lower and "connection: close" in lower, \
+            f"a client past max_connections got no 503 with Retry-After: 1 and Connection: close: {head[:300]!r}"
+        time.sleep(3 + 2)  # the slow heads hit header_timeout_secs and are closed
+        took = timed_describe(srv, 10)
+        assert took < 3, f"not served after the slow heads were closed: {took:.2f}s"
     finally:
         for s in socks:
             s.close()

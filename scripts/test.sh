@@ -26,4 +26,6 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-15}" FUZZ_TOTAL_SECONDS="${FUZZ_TOTAL_SECONDS:-90}
 stage "end-to-end suites"
 export FLOWLOG_BIN="$PWD/target/debug/flowlog"
 .venv/bin/python -m pytest -q tests/
+stage "API suite over TLS (verified certificates)"
+FLOWLOG_TEST_TLS=1 .venv/bin/python -m pytest -q tests/api
 stage "done"

@@ -83,7 +83,8 @@ class Client:
             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
         self.signer.add_auth(req)
         p = req.prepare()
-        r = self.session.post(p.url, headers=dict(p.headers.items()), data=p.body, timeout=600)
+        r = self.session.post(p.url, headers=dict(p.headers.items()), data=p.body, timeout=600,
+                              verify=CA_BUNDLE or True)
         return r.status_code, r.text
 
 

@@ -33,6 +33,21 @@ impl RemoteControlPlane {
         if !matches!(url.scheme(), "http" | "https") {
             bail!("control plane URL {base:?} must start with https:// (or http:// on loopback)");
         }
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback());
+        if url.scheme() == "http" && !loopback {
+            eprintln!(
+                "flowlog: WARNING: syncing with {base} over plain HTTP: inventory and delivery \
+                 status cross the network unencrypted; use https:// (and --ca-file for a private CA)"
+            );
+        }
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(15));
         if let Some(path) = ca_file {
             let pem = std::fs::read(path)

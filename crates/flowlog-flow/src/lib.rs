@@ -8,12 +8,14 @@
 //! nothing about sockets, files, ENI discovery or delivery. [`exclude`] holds the traffic AWS
 //! never logs (spec §4).
 
+pub mod budget;
 pub mod exclude;
 pub mod frag;
 pub mod key;
 mod map;
 pub mod table;
 
+pub use budget::FlowBudget;
 pub use exclude::excluded;
 pub use key::FlowKey;
 pub use table::{AddOutcome, FlowConfig, FlowStats, FlowTable, RejectOutcome, WindowRecord};

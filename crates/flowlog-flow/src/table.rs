@@ -8,7 +8,10 @@
 //!   together never exceed `capacity`. A packet that would need a new entry beyond it is counted
 //!   in [`FlowStats::overflow_packets`] and makes its window emit one SKIPDATA record for its ENI.
 //! - Per packet there is no allocation once the maps have grown to their working size: closed
-//!   windows return their maps to a pool with their capacity kept.
+//!   windows return their maps to a pool with their capacity kept (up to
+//!   `POOL_KEEP_ENTRIES`; larger maps give their memory back).
+//! - With a shared [`FlowBudget`] ([`FlowTable::set_budget`]) a new entry also needs a unit of
+//!   it; entries give their units back when their window closes.
 //! - [`FlowTable::reject`] moves packets and bytes from ACCEPT to REJECT; the ACCEPT entry keeps
 //!   its first/last times and flags (they may include the moved packet), and prints nothing once
 //!   its packet count reaches zero.
@@ -20,13 +23,62 @@ use flowlog_capture::{packet::addr, PacketMeta};
 use flowlog_model::record::Traffic;
 use flowlog_model::{Action, FlowRecord, LogStatus};
 
+use crate::budget::FlowBudget;
 use crate::exclude::{excluded, excluded_key};
 use crate::frag::FragmentPorts;
 use crate::key::FlowKey;
-use crate::map::{hash_key, Counters, FlowMap, Hashed};
+use crate::map::{hash_key, Counters, Entry, Entry4, Entry6, FlowMap, Hashed};
 use flowlog_capture::packet::Fragment;
+use flowlog_capture::Family;
 
-type Map = FlowMap;
+/// The entries of one window: IPv4 and IPv6 flows in their own compact maps.
+#[derive(Debug, Default)]
+struct Map {
+    v4: FlowMap<Entry4>,
+    v6: FlowMap<Entry6>,
+}
+
+impl Map {
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.v4.bytes() + self.v6.bytes()
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        self.v4.allocated_bytes() + self.v6.allocated_bytes()
+    }
+
+    #[inline(always)]
+    fn touch(&self, key: &FlowKey, h: Hashed) -> u64 {
+        match key.family {
+            Family::V4 => self.v4.touch(h),
+            Family::V6 => self.v6.touch(h),
+        }
+    }
+
+    #[inline(always)]
+    fn get_mut(&mut self, key: &FlowKey, h: Hashed) -> Option<&mut Counters> {
+        match key.family {
+            Family::V4 => self.v4.get_mut(key, h),
+            Family::V6 => self.v6.get_mut(key, h),
+        }
+    }
+
+    #[inline]
+    fn insert_new(&mut self, key: &FlowKey, h: Hashed, c: Counters) {
+        match key.family {
+            Family::V4 => self.v4.insert_new(key, h, c),
+            Family::V6 => self.v6.insert_new(key, h, c),
+        }
+    }
+}
+
+/// Entries a map returned to the pool keeps room for; larger maps give their memory back
+/// when their window closes, so a flood's table does not stay allocated after it.
+const POOL_KEEP_ENTRIES: usize = 1 << 16;
 
 /// Longest window accepted (longer configurations are clamped): keeps window arithmetic
 /// far from overflow.
@@ -143,7 +195,8 @@ pub struct FlowTable {
     hot_hi_ns: u64,
     entries: usize,
     pool: Vec<Map>,
-    scratch: Vec<(FlowKey, Counters)>,
+    /// Host-wide entry budget shared with other tables, if any.
+    budget: Option<FlowBudget>,
     /// Every window starting before this has been closed at least once.
     closed_before: u64,
     /// NODATA has been considered for every window starting before this.
@@ -163,12 +216,27 @@ impl FlowTable {
             hot_hi_ns: 0,
             entries: 0,
             pool: Vec::new(),
-            scratch: Vec::new(),
+            budget: None,
             closed_before: 0,
             nodata_before: 0,
             stats: FlowStats::default(),
             frags: FragmentPorts::default(),
         }
+    }
+
+    /// Shares `budget` with other tables: a new entry needs a unit of it besides room under
+    /// this table's own capacity; without one the packet becomes SKIPDATA like an overflow.
+    pub fn set_budget(&mut self, budget: FlowBudget) {
+        if let Some(old) = self.budget.take() {
+            old.give_back(self.entries);
+        }
+        // entries already held count against the new budget (they may exceed it)
+        for _ in 0..self.entries {
+            if !budget.try_take() {
+                break;
+            }
+        }
+        self.budget = Some(budget);
     }
 
     pub fn interval(&self) -> u64 {
@@ -181,6 +249,13 @@ impl FlowTable {
             fragments_unresolved: self.frags.unresolved,
             ..self.stats
         }
+    }
+
+    /// Bytes of memory the table's maps use: index buckets and written entries of the open
+    /// windows, plus everything the pooled maps of closed windows keep allocated.
+    pub fn memory_bytes(&self) -> usize {
+        self.windows.iter().map(|w| w.flows.bytes()).sum::<usize>()
+            + self.pool.iter().map(Map::allocated_bytes).sum::<usize>()
     }
 
     /// Entries currently held across open windows.
@@ -302,7 +377,7 @@ impl FlowTable {
                 let skip = excluded_key(&key);
                 let h = hash_key(&key);
                 let wi = self.window_of(*ts_ns);
-                acc ^= self.windows[wi].flows.touch(h);
+                acc ^= self.windows[wi].flows.touch(&key, h) as u32;
                 *slot = Some((key, h, skip));
             }
             std::hint::black_box(acc);
@@ -333,19 +408,14 @@ impl FlowTable {
         if self.windows[wi].start < self.closed_before {
             self.stats.late_packets += packets;
         }
-        let full = self.entries >= self.capacity;
         let w = &mut self.windows[wi];
+        // seconds into the window: below the interval, at most 2^32
+        let t_off = (t - w.start) as u32;
         if let Some(c) = w.flows.get_mut(&key, h) {
-            c.packets += packets;
-            c.bytes += bytes;
-            c.tcp_flags |= flags;
-            if t < c.first_s {
-                c.first_s = t;
-            }
-            if t > c.last_s {
-                c.last_s = t;
-            }
-        } else if full {
+            c.add(packets, bytes, t_off, flags);
+        } else if self.entries >= self.capacity
+            || self.budget.as_ref().is_some_and(|b| !b.try_take())
+        {
             match w.skipped.iter_mut().find(|(e, _)| *e == key.eni) {
                 Some((_, n)) => *n += packets,
                 None => w.skipped.push((key.eni, packets)),
@@ -353,17 +423,8 @@ impl FlowTable {
             self.stats.overflow_packets += packets;
             return false;
         } else {
-            w.flows.insert_new(
-                key,
-                h,
-                Counters {
-                    packets,
-                    bytes,
-                    first_s: t,
-                    last_s: t,
-                    tcp_flags: flags,
-                },
-            );
+            w.flows
+                .insert_new(&key, h, Counters::new(&key, packets, bytes, t_off, flags));
             self.entries += 1;
         }
         self.stats.packets += packets;
@@ -391,9 +452,7 @@ impl FlowTable {
         let mut moved = false;
         if let Ok(wi) = self.windows.binary_search_by_key(&start, |w| w.start) {
             if let Some(c) = self.windows[wi].flows.get_mut(&key, hash_key(&key)) {
-                if c.packets > 0 {
-                    c.packets -= 1;
-                    c.bytes = c.bytes.saturating_sub(bytes);
+                if c.take_one(bytes) {
                     moved = true;
                     self.stats.packets -= 1;
                     self.stats.bytes = self.stats.bytes.saturating_sub(bytes);
@@ -524,39 +583,60 @@ impl FlowTable {
 
     fn emit(&mut self, mut w: Window, nodata: &[u32], sink: &mut impl FnMut(WindowRecord)) {
         let end = w.start + self.interval;
-        self.entries -= w.flows.len();
-        let mut items = std::mem::take(&mut self.scratch);
-        items.clear();
-        w.flows.drain_into(&mut items);
-        items.sort_unstable_by(|a, b| {
-            (a.0.eni, a.1.first_s, &a.0).cmp(&(b.0.eni, b.1.first_s, &b.0))
-        });
-        let mut seen: Vec<u32> = Vec::new();
-        for (k, c) in &items {
-            if c.packets == 0 {
-                continue;
-            }
-            if !nodata.is_empty() && seen.last() != Some(&k.eni) {
-                seen.push(k.eni);
-            }
-            sink(WindowRecord {
-                eni: k.eni,
-                start: c.first_s,
-                end: c.last_s,
-                traffic: Some(Traffic {
-                    src: addr(k.family, &k.src),
-                    dst: addr(k.family, &k.dst),
-                    src_port: k.src_port,
-                    dst_port: k.dst_port,
-                    protocol: k.protocol,
-                    packets: c.packets,
-                    bytes: c.bytes,
-                    action: k.action,
-                    tcp_flags: c.tcp_flags,
-                }),
-                status: LogStatus::Ok,
-            });
+        let held = w.flows.len();
+        self.entries -= held;
+        if let Some(b) = &self.budget {
+            b.give_back(held);
         }
+        // both families sorted in place, then merged by (ENI, first second): IPv4 keys order
+        // before IPv6 ones at equal (ENI, first second), as FlowKey orders them
+        let mut seen: Vec<u32> = Vec::new();
+        {
+            let start = w.start;
+            let Map { v4, v6 } = &mut w.flows;
+            let (v4, v6) = (v4.sorted(), v6.sorted());
+            let (mut i, mut j) = (0, 0);
+            loop {
+                let take4 = match (v4.get(i), v6.get(j)) {
+                    (Some(a), Some(b)) => a.eni_first() <= b.eni_first(),
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                let (k, c) = if take4 {
+                    i += 1;
+                    (v4[i - 1].key(), *v4[i - 1].counters())
+                } else {
+                    j += 1;
+                    (v6[j - 1].key(), *v6[j - 1].counters())
+                };
+                if c.packets() == 0 {
+                    continue;
+                }
+                if !nodata.is_empty() && seen.last() != Some(&k.eni) {
+                    seen.push(k.eni);
+                }
+                sink(WindowRecord {
+                    eni: k.eni,
+                    start: start + c.first as u64,
+                    end: start + c.last as u64,
+                    traffic: Some(Traffic {
+                        src: addr(k.family, &k.src),
+                        dst: addr(k.family, &k.dst),
+                        src_port: k.src_port,
+                        dst_port: k.dst_port,
+                        protocol: k.protocol,
+                        packets: c.packets(),
+                        bytes: c.bytes,
+                        action: k.action,
+                        tcp_flags: c.tcp_flags(),
+                    }),
+                    status: LogStatus::Ok,
+                });
+            }
+        }
+        w.flows.v4.clear();
+        w.flows.v6.clear();
         w.skipped.sort_unstable();
         for &(eni, _) in &w.skipped {
             seen.push(eni);
@@ -579,8 +659,17 @@ impl FlowTable {
                 });
             }
         }
-        self.scratch = items;
+        w.flows.v4.shrink(POOL_KEEP_ENTRIES);
+        w.flows.v6.shrink(POOL_KEEP_ENTRIES);
         self.pool.push(w.flows);
+    }
+}
+
+impl Drop for FlowTable {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.give_back(self.entries);
+        }
     }
 }
 

@@ -160,6 +160,12 @@ impl<R: Source, N: Source> Capture<R, N> {
         }
     }
 
+    /// Shares a host-wide flow-entry budget with other captures: when it is spent, new
+    /// flows of this interface become SKIPDATA (see [`flowlog_flow::FlowBudget`]).
+    pub fn set_budget(&mut self, budget: flowlog_flow::FlowBudget) {
+        self.counter.table.set_budget(budget);
+    }
+
     /// The ring and the NFLOG source (tests push bytes into fakes through this).
     pub fn sources_mut(&mut self) -> (&mut R, Option<&mut N>) {
         (&mut self.ring, self.nflog.as_mut())

@@ -240,21 +240,11 @@ impl RecordFormat {
     }
 }
 
-/// Appends the decimal digits of `v` (no allocation, no `fmt` machinery).
-fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for &d in &buf[i..] {
-        out.push(d as char);
-    }
+/// Appends the decimal digits of `v` (no allocation, no `fmt` machinery). `itoa` writes
+/// two digits per step and appends them at once: formatting was a fifth of `flowlog pcap`'s
+/// time on a window of 1.8 M flows with a digit-by-digit loop.
+fn push_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// Appends an address: dotted quad for IPv4, RFC 5952 canonical text for IPv6.

@@ -82,6 +82,7 @@ pub fn agent_config(section: &AgentSection) -> anyhow::Result<flowlog_agent::Age
             capacity: section.capacity,
             ring_mb: section.ring_mb,
             nflog_group: section.nflog_group,
+            budget: Some(flowlog_flow::FlowBudget::new(section.max_flows)),
         },
         sync_every: Duration::from_secs_f64(section.sync_secs),
         inventory,

@@ -50,7 +50,8 @@ pub struct Args {
     /// Start with the field-name header line (as in S3 log files).
     #[arg(long)]
     pub header: bool,
-    /// Most flow entries held at once; new flows beyond it are reported as SKIPDATA.
+    /// Most flow entries held at once; each costs at most 64 bytes of table (1000000 flows
+    /// is about 61 MiB). New flows beyond it are reported as SKIPDATA.
     #[arg(long, default_value_t = 1_000_000)]
     pub capacity: usize,
     /// Ring size in MiB (1 MiB blocks).

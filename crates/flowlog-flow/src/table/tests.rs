@@ -315,3 +315,107 @@ fn later_fragments_take_the_ports_of_their_first() {
     assert!(all(&mut t).is_empty());
     assert_eq!(t.stats().excluded_packets, 3);
 }
+
+#[test]
+fn shared_budget_turns_new_flows_into_skipdata_across_tables() {
+    let budget = crate::FlowBudget::new(3);
+    let (mut a, mut b) = (table(60, 100), table(60, 100));
+    a.set_budget(budget.clone());
+    b.set_budget(budget.clone());
+    // two flows on a, one on b: the budget of three is spent
+    assert_eq!(
+        a.add(0, &pkt(1, 2, 6, 1, 1, 40), 60 * S, Action::Accept),
+        AddOutcome::Counted
+    );
+    assert_eq!(
+        a.add(0, &pkt(1, 2, 6, 2, 2, 40), 60 * S, Action::Accept),
+        AddOutcome::Counted
+    );
+    assert_eq!(
+        b.add(1, &pkt(1, 2, 6, 1, 1, 40), 61 * S, Action::Accept),
+        AddOutcome::Counted
+    );
+    assert_eq!(budget.used(), 3);
+    // both tables have room of their own, yet a new flow on either is refused
+    assert_eq!(
+        b.add(1, &pkt(1, 2, 17, 5, 5, 40), 62 * S, Action::Accept),
+        AddOutcome::Overflow
+    );
+    assert_eq!(
+        a.add(0, &pkt(1, 2, 17, 5, 5, 40), 62 * S, Action::Accept),
+        AddOutcome::Overflow
+    );
+    // known flows keep counting
+    assert_eq!(
+        b.add(1, &pkt(1, 2, 6, 1, 1, 40), 63 * S, Action::Accept),
+        AddOutcome::Counted
+    );
+    assert_eq!(budget.refused(), 2);
+    let lb = lines(&all(&mut b));
+    assert_eq!(
+        lb,
+        vec![
+            "2 111122223333 eni-b 10.0.0.1 10.0.0.2 1 1 6 2 80 61 63 ACCEPT OK".to_string(),
+            "2 111122223333 eni-b - - - - - - - 60 120 - SKIPDATA".to_string(),
+        ]
+    );
+    // b's window closed: its unit is back and a may use it
+    assert_eq!(budget.used(), 2);
+    assert_eq!(
+        a.add(0, &pkt(1, 2, 17, 6, 6, 40), 64 * S, Action::Accept),
+        AddOutcome::Counted
+    );
+    assert_eq!(
+        a.add(0, &pkt(1, 2, 17, 7, 7, 40), 64 * S, Action::Accept),
+        AddOutcome::Overflow
+    );
+    let la = lines(&all(&mut a));
+    assert_eq!(la.len(), 4);
+    assert_eq!(
+        la[3],
+        "2 111122223333 eni-a - - - - - - - 60 120 - SKIPDATA"
+    );
+    assert_eq!(a.stats().overflow_packets, 2);
+    assert_eq!(budget.used(), 0);
+    // a dropped table gives its open entries back
+    let mut c = table(60, 100);
+    c.set_budget(budget.clone());
+    c.add(0, &pkt(9, 9, 6, 1, 1, 40), 60 * S, Action::Accept);
+    assert_eq!(budget.used(), 1);
+    drop(c);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn a_million_flows_take_at_most_64_bytes_each() {
+    let mut t = table(60, 2_000_000);
+    let n = 1_000_000u32;
+    let mut batch = Vec::with_capacity(1024);
+    for i in 0..n {
+        let mut m = pkt(0, 0, 6, (i >> 16) as u16, i as u16, 40);
+        m.src[..4].copy_from_slice(&i.to_be_bytes());
+        if i % 10 == 0 {
+            // one flow in ten is IPv6, as in the benchmark traffic
+            m.family = Family::V6;
+            m.src[15] = 1;
+        }
+        batch.push((60 * S + i as u64, m));
+        if batch.len() == 1024 {
+            t.add_batch(0, &batch, Action::Accept);
+            batch.clear();
+        }
+    }
+    t.add_batch(0, &batch, Action::Accept);
+    assert_eq!(t.len(), n as usize);
+    let per_flow = t.memory_bytes() as f64 / n as f64;
+    // IPv4 entries 40 bytes, IPv6 (one in ten) 64, index 8 bytes per bucket at 4/5 load at
+    // most and 2/5 at least (here 2 Mi + 256 Ki buckets: 18 bytes per flow)
+    assert!(per_flow <= 64.0, "{per_flow} bytes per flow");
+    assert!(per_flow >= 42.4, "{per_flow} bytes per flow");
+    let mut recs = 0;
+    t.close_all(&mut |_| recs += 1);
+    assert_eq!(recs, n);
+    // the large maps gave their memory back: the pool keeps room for 64 Ki entries of each
+    // family (2.5 + 4 MiB) and their index (2 MiB), not the 60 MiB of the window
+    assert!(t.memory_bytes() <= 9 << 20, "{}", t.memory_bytes());
+}

@@ -130,7 +130,9 @@ def sync_body(host: str = "s9-host", inventory: str | None = None, interfaces=No
 
 
 def sync(srv: Server, body: bytes, cred: str = "agentA", timeout: float = 30) -> requests.Response:
-    url, hdrs = sign(srv, path=SYNC_PATH, body=body, cred=cred, headers=JSON)
+    """Signed as `flowlog agent` signs: with the body's hash in a signed x-amz-content-sha256."""
+    url, hdrs = sign(srv, path=SYNC_PATH, body=body, cred=cred,
+                     headers={**JSON, "X-Amz-Content-Sha256": sha(body)})
     return send(srv, url, hdrs, body, timeout=timeout)
 
 
@@ -261,6 +263,15 @@ def test_sync_tampered_body_refused(sec, variant):
     assert "10.125.0.0/16" not in vpc_cidrs(sec), "the tampered sync registered a VPC"
 
 
+def test_sync_without_declared_hash_refused_before_body(sec):
+    """A sync that does not declare its body's hash cannot be authenticated before its body is
+    read, so it is refused (401) from the headers alone, however honest its signature."""
+    body = sync_body("s9-nohash")
+    url, hdrs = sign(sec, path=SYNC_PATH, body=body, cred="agentA", headers=JSON)
+    r = send(sec, url, hdrs, body)
+    assert r.status_code == 401 and "x-amz-content-sha256" in r.text, (r.status_code, r.text[:300])
+
+
 def test_sync_signature_checked_before_large_body(sec):
     """A sync whose headers carry `x-amz-content-sha256` and a bad signature is answered 401 from
     the headers alone: the server does not wait for (or buffer) the 8 MiB body it announces."""
@@ -380,6 +391,41 @@ def test_credential_pinned_to_hosts(tmp_path):
             assert r.status_code == want, (host, r.status_code, r.text[:300])
         r = sync(srv, sync_body("s9-h3"), cred="agentA")
         assert r.status_code == 200, r.text[:300]
+    finally:
+        srv.stop()
+
+
+def test_pinned_agent_cannot_take_over_another_hosts_eni(tmp_path):
+    """Two agents of one account, each pinned to its host. Host 1 names host 2's ENI in its
+    inventory (new subnet, new address): 403, and the ENI keeps its host, subnet and address, so
+    host 2 keeps capturing it."""
+    h1 = Cred("AKIAS9PINNEDHOST0001", "s9host1Secret/4444444444444444444444444", ["flowlog:AgentSync"],
+              hosts=["s9-h1"])
+    h2 = Cred("AKIAS9PINNEDHOST0002", "s9host2Secret/5555555555555555555555555", ["flowlog:AgentSync"],
+              hosts=["s9-h2"])
+    srv = Server(tmp_path, config_extra=NO_AGENT, name="s9take", extra_credentials={"h1": h1, "h2": h2})
+    srv.start()
+    try:
+        r = sync(srv, sync_body("s9-h2", interfaces=[iface("eth0", "10.77.1.9")]), cred="h2")
+        assert r.status_code == 200, r.text[:300]
+        ec2 = srv.client()
+        enis = ec2.describe_network_interfaces(Filters=[{"Name": "tag:flowlog:host", "Values": ["s9-h2"]}])
+        [eni] = enis["NetworkInterfaces"]
+        before = (eni["SubnetId"], eni["PrivateIpAddress"])
+        ec2.create_flow_logs(ResourceIds=[eni["NetworkInterfaceId"]], ResourceType="NetworkInterface",
+                             TrafficType="ALL", LogDestinationType="s3",
+                             LogDestination="arn:aws:s3:::s9-take")
+        inventory = ("[[vpc]]\nname = \"evil\"\ncidr_block = \"172.31.0.0/16\"\n"
+                     "[[subnet]]\nname = \"evil-a\"\nvpc = \"evil\"\ncidr_block = \"172.31.1.0/24\"\n"
+                     f"[[network_interface]]\nid = \"{eni['NetworkInterfaceId']}\"\nsubnet = \"evil-a\"\n"
+                     "interface = \"eth0\"\nprivate_ip = \"172.31.1.66\"\n")
+        r = sync(srv, sync_body("s9-h1", inventory=inventory), cred="h1")
+        assert r.status_code == 403, (r.status_code, r.text[:300])
+        [after] = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"]
+        assert (after["SubnetId"], after["PrivateIpAddress"]) == before
+        assert {"Key": "flowlog:host", "Value": "s9-h2"} in after["TagSet"]
+        r = sync(srv, sync_body("s9-h2", interfaces=[iface("eth0", "10.77.1.9")]), cred="h2")
+        assert [a["eni_id"] for a in r.json()["assignments"]] == [eni["NetworkInterfaceId"]]
     finally:
         srv.stop()
 

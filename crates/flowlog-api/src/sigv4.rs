@@ -175,6 +175,13 @@ fn verify_inner(
     let auth_header = header(req.headers, "authorization");
     let query_pairs = split_query(req.query);
     let presigned = query_pairs.iter().any(|(k, _)| k == "X-Amz-Signature");
+    if presigned && auth_header.is_some() {
+        // One request, one signature: an extra X-Amz-Signature would be a parameter nobody
+        // signed (and would switch the header form's payload rules to the presigned ones).
+        return Err(AuthError::Malformed(
+            "a request carries either an Authorization header or X-Amz-Signature, not both",
+        ));
+    }
     let (auth, amz_date, expires) = match (auth_header, presigned) {
         (Some(h), _) => {
             let auth = parse_authorization(h)?;
@@ -344,8 +351,10 @@ fn collapse_spaces(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Splits a raw query string into decoded pairs. Signers encode spaces as `%20`, so only
-/// `%XX` is decoded here.
+/// Splits a raw query string into decoded pairs, decoding exactly as the parameters are
+/// decoded for execution (`query::decode`: `+` is a space, then `%XX`). Signers send a space
+/// as `%20` and `+` as `%2B`; a literal `+` therefore means what the action will see, a space,
+/// and re-encodes as `%20`, so a `%2B` swapped for `+` no longer matches the signature.
 fn split_query(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|p| !p.is_empty())
@@ -357,7 +366,8 @@ fn split_query(q: &str) -> Vec<(String, String)> {
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s)
         .decode_utf8_lossy()
         .into_owned()
 }
@@ -740,6 +750,32 @@ mod tests {
             verify(&req, "us-east-1", now + 604_801, lookup),
             Err(AuthError::Expired)
         );
+    }
+
+    #[test]
+    fn query_decoding_matches_execution() {
+        // `+` is a space for the action, so it must be a space for the signature too.
+        assert_eq!(
+            split_query("Tag.1.Value=a+b&x=a%2Bb"),
+            vec![
+                ("Tag.1.Value".to_string(), "a b".to_string()),
+                ("x".to_string(), "a+b".to_string())
+            ]
+        );
+        // Both forms at once: refused.
+        let now = parse_amz_date(DATE).unwrap();
+        let headers = sign_with_hash(b"", None);
+        let req = SignedRequest {
+            method: "POST",
+            path: "/",
+            query: "X-Amz-Signature=00",
+            headers: &headers,
+            body: b"",
+        };
+        assert!(matches!(
+            verify(&req, "us-east-1", now, lookup),
+            Err(AuthError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -14,6 +14,18 @@ use flowlog_store::Store;
 /// agent that has the bound interface.
 pub const HOST_TAG: &str = "flowlog:host";
 
+/// Hosts whose last inventory is remembered (to write only on change).
+const MAX_REMEMBERED_HOSTS: usize = 10_000;
+
+/// A sync named an ENI that another host captures (tag `flowlog:host`).
+#[derive(Debug, thiserror::Error)]
+#[error("network interface {eni} is captured by host {owner:?}; host {host:?} may not report it (delete the ENI or change its flowlog:host tag to move it)")]
+pub struct HostConflict {
+    pub eni: String,
+    pub owner: String,
+    pub host: String,
+}
+
 pub struct LocalControl {
     store: Arc<dyn Store>,
     account: String,
@@ -75,6 +87,33 @@ impl LocalControl {
             }
         }
         let key = (account.to_string(), req.host.clone());
+        // An ENI another host captures stays that host's: a sync may not re-home it (which
+        // would silently stop the other host's capture).
+        let stored: HashMap<String, Option<String>> = self
+            .store
+            .network_interfaces(account)?
+            .into_iter()
+            .map(|e| {
+                let host = e
+                    .tags
+                    .iter()
+                    .find(|(k, _)| k == HOST_TAG)
+                    .map(|(_, h)| h.clone());
+                (e.id, host)
+            })
+            .collect();
+        for eni in &inv.enis {
+            if let Some(Some(owner)) = stored.get(&eni.id) {
+                if *owner != req.host {
+                    return Err(HostConflict {
+                        eni: eni.id.clone(),
+                        owner: owner.clone(),
+                        host: req.host.clone(),
+                    }
+                    .into());
+                }
+            }
+        }
         let changed = self
             .registered
             .lock()
@@ -82,6 +121,14 @@ impl LocalControl {
             .get(&key)
             != Some(&inv);
         if changed {
+            {
+                // Only a cache that spares unchanged writes: keep it bounded whatever host
+                // names callers send.
+                let mut registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+                if registered.len() >= MAX_REMEMBERED_HOSTS {
+                    registered.clear();
+                }
+            }
             // The store refuses (ForeignResource) any ID owned by another account.
             self.store
                 .register(account, &inv.vpcs, &inv.subnets, &inv.enis)?;

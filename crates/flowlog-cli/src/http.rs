@@ -539,7 +539,7 @@ async fn drain(mut body: axum::body::Body, mut seen: usize) {
 
 /// The first bytes of every body are not charged to the budget: ordinary requests (a few KiB)
 /// never wait behind large ones, and the connection cap already bounds what these cost
-/// (512 connections × 64 KiB = 32 MiB).
+/// (512 connections × 64 KiB = 32 MiB, plus hyper's read buffer of at most 64 KiB each).
 pub const FREE_BODY_BYTES: usize = 64 * 1024;
 
 /// A body read within `max` bytes and `timeout`; the part beyond [`FREE_BODY_BYTES`] is
@@ -559,10 +559,10 @@ pub async fn read_body(
     use http_body_util::BodyExt;
     let work = async {
         let mut body = body;
-        // The chunks as they came (no reallocation while the body grows), joined once at the
-        // end into a buffer of exactly the body's size.
-        let mut chunks: Vec<bytes::Bytes> = Vec::new();
-        let mut len = 0usize;
+        // One buffer, copied into as frames arrive: a body of many tiny chunks costs what
+        // its bytes cost (keeping the frames would keep hyper's buffers and a pointer each
+        // alive). What is charged is the buffer's capacity, not just its length.
+        let mut buf: Vec<u8> = Vec::new();
         let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
         let mut held_kib = 0usize;
         while let Some(frame) = body.frame().await {
@@ -570,39 +570,35 @@ pub async fn read_body(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            if len + data.len() > max {
-                drain(body, len + data.len()).await;
+            if buf.len() + data.len() > max {
+                drain(body, buf.len() + data.len()).await;
                 return Err(BodyError::TooLarge);
             }
-            len += data.len();
-            let need_kib = len.saturating_sub(FREE_BODY_BYTES).div_ceil(1024);
-            if need_kib > held_kib {
-                let more = u32::try_from(need_kib - held_kib).map_err(|_| BodyError::TooLarge)?;
-                let p = budget
-                    .clone()
-                    .try_acquire_many_owned(more)
-                    .map_err(|_| BodyError::Busy)?;
-                match held.as_mut() {
-                    Some(h) => h.merge(p),
-                    None => held = Some(p),
+            if buf.capacity() < buf.len() + data.len() {
+                let want = (buf.len() + data.len())
+                    .max(buf.capacity() * 2)
+                    .max(4096)
+                    .min(max);
+                let need_kib = want.saturating_sub(FREE_BODY_BYTES).div_ceil(1024);
+                if need_kib > held_kib {
+                    let more =
+                        u32::try_from(need_kib - held_kib).map_err(|_| BodyError::TooLarge)?;
+                    let p = budget
+                        .clone()
+                        .try_acquire_many_owned(more)
+                        .map_err(|_| BodyError::Busy)?;
+                    match held.as_mut() {
+                        Some(h) => h.merge(p),
+                        None => held = Some(p),
+                    }
+                    held_kib = need_kib;
                 }
-                held_kib = need_kib;
+                buf.reserve_exact(want - buf.len());
             }
-            chunks.push(data);
+            buf.extend_from_slice(&data);
         }
-        let bytes = match chunks.len() {
-            0 => bytes::Bytes::new(),
-            1 => chunks.pop().unwrap_or_default(),
-            _ => {
-                let mut buf = Vec::with_capacity(len);
-                for c in chunks.drain(..) {
-                    buf.extend_from_slice(&c);
-                }
-                bytes::Bytes::from(buf)
-            }
-        };
         Ok(ReadBody {
-            bytes,
+            bytes: bytes::Bytes::from(buf),
             _permits: held,
         })
     };
@@ -641,6 +637,15 @@ mod tests {
             Some(BodyError::Busy)
         );
         assert_eq!(budget.available_permits(), 4);
+        // Many tiny frames cost what their bytes cost.
+        let frames = futures_util::stream::iter(
+            (0..20_000).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"a"))),
+        );
+        let tiny = read_body(axum::body::Body::from_stream(frames), 1 << 20, t, &budget)
+            .await
+            .unwrap();
+        assert_eq!(tiny.bytes.len(), 20_000);
+        drop(tiny);
         // A body that never ends.
         let stream = axum::body::Body::from_stream(futures_util::stream::pending::<
             Result<bytes::Bytes, std::io::Error>,

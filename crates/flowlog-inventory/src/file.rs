@@ -85,9 +85,30 @@ pub fn load(path: &std::path::Path, account: &str, region: &str) -> Result<Inven
     parse(&std::fs::read_to_string(path)?, account, region)
 }
 
+/// Most entries of each kind one inventory file may list.
+pub const MAX_VPCS: usize = 1_000;
+pub const MAX_SUBNETS: usize = 10_000;
+pub const MAX_ENIS: usize = 10_000;
+
 pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileError> {
     let root: FileRoot = toml::from_str(text)?;
+    // An inventory comes from an agent over the network: its size bounds the work of one sync.
+    for (what, n, max) in [
+        ("vpc", root.vpc.len(), MAX_VPCS),
+        ("subnet", root.subnet.len(), MAX_SUBNETS),
+        ("network_interface", root.network_interface.len(), MAX_ENIS),
+    ] {
+        if n > max {
+            return Err(bad(format!(
+                "the inventory lists {n} [[{what}]] entries; at most {max} are accepted"
+            )));
+        }
+    }
     let mut inv = Inventory::default();
+    // Addresses in use per subnet and the next address to try, so allocation stays linear.
+    let mut used: std::collections::HashMap<String, (std::collections::HashSet<u32>, u32)> =
+        std::collections::HashMap::new();
+    let mut eni_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut names: Vec<(String, String)> = Vec::new();
     let resolve = |names: &[(String, String)], r: &str| -> Option<String> {
         names
@@ -211,12 +232,11 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
             None => stable_id("eni", &[account, &ns, &binding.ifname]),
         };
         let cidr = Cidr4::parse(&subnet.cidr_block).expect("checked above");
-        let used: Vec<String> = inv
-            .enis
-            .iter()
-            .filter(|x| x.subnet_id == subnet.id)
-            .map(|x| x.private_ip_address.clone())
-            .collect();
+        // AWS reserves the first four addresses of a subnet and the last one.
+        let first = cidr.addr.saturating_add(4);
+        let (taken, next) = used
+            .entry(subnet.id.clone())
+            .or_insert_with(|| (std::collections::HashSet::new(), first));
         let ip = match e.private_ip {
             Some(ip) if cidr.contains_addr(u32::from(ip)) => ip,
             Some(ip) => {
@@ -225,12 +245,23 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
                     subnet.cidr_block
                 )))
             }
-            None => (cidr.addr + 4..cidr.last())
-                .map(Ipv4Addr::from)
-                .find(|a| !used.contains(&a.to_string()))
-                .ok_or_else(|| bad(format!("subnet {} has no free address", subnet.cidr_block)))?,
+            None => {
+                let mut a = (*next).max(first);
+                while a < cidr.last() && taken.contains(&a) {
+                    a += 1;
+                }
+                if a >= cidr.last() || !cidr.contains_addr(a) {
+                    return Err(bad(format!(
+                        "subnet {} has no free address",
+                        subnet.cidr_block
+                    )));
+                }
+                *next = a + 1;
+                Ipv4Addr::from(a)
+            }
         };
-        if inv.enis.iter().any(|x| x.id == id) {
+        taken.insert(u32::from(ip));
+        if !eni_ids.insert(id.clone()) {
             return Err(bad(format!("interface {binding} is listed twice")));
         }
         inv.enis.push(NetworkInterface {
@@ -271,6 +302,48 @@ fn entry_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hostile inventories (they arrive over agent sync): no panic, bounded work.
+    #[test]
+    fn hostile_inventories_are_refused_or_cheap() {
+        let edge = "[[vpc]]\nname = \"big\"\ncidr_block = \"0.0.0.0/0\"\n\
+                    [[subnet]]\nname = \"top\"\nvpc = \"big\"\ncidr_block = \"255.255.255.252/30\"\n\
+                    [[network_interface]]\nsubnet = \"top\"\ninterface = \"eth9\"\n";
+        let e = parse(edge, "123456789012", "us-east-1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no free address"), "{e}");
+        let mut many = String::from(
+            "[[vpc]]\nname = \"v\"\ncidr_block = \"10.0.0.0/8\"\n\
+             [[subnet]]\nname = \"s\"\nvpc = \"v\"\ncidr_block = \"10.0.0.0/8\"\n",
+        );
+        for i in 0..MAX_ENIS {
+            many.push_str(&format!(
+                "[[network_interface]]\nsubnet = \"s\"\ninterface = \"e{i}\"\n"
+            ));
+        }
+        let t = std::time::Instant::now();
+        let inv = parse(&many, "123456789012", "us-east-1").unwrap();
+        assert_eq!(inv.enis.len(), MAX_ENIS);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+        let mut ips: Vec<&str> = inv
+            .enis
+            .iter()
+            .map(|e| e.private_ip_address.as_str())
+            .collect();
+        ips.sort_unstable();
+        ips.dedup();
+        assert_eq!(ips.len(), MAX_ENIS, "every ENI gets its own address");
+        many.push_str("[[network_interface]]\nsubnet = \"s\"\ninterface = \"one-too-many\"\n");
+        let e = parse(&many, "123456789012", "us-east-1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 10000"), "{e}");
+    }
 
     const EXAMPLE: &str = r#"
 [[vpc]]

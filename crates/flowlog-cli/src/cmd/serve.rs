@@ -329,6 +329,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "final delivery pass failed; records stay spooled"),
         }
     });
+    // A request handler still running on a blocking thread (its connection already dropped
+    // at the shutdown deadline) must not hold the exit: everything is flushed by now.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     served
 }
 
@@ -380,8 +383,17 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
         body: &[],
         now: now_secs(),
     };
-    if let Err(e) = state.api.authenticate_head(&head) {
-        return (StatusCode::UNAUTHORIZED, e.message).into_response();
+    match state.api.authenticate_head(&head) {
+        Ok(true) => {}
+        // Only authenticated callers may make us read (and hold) a sync body.
+        Ok(false) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "agent sync must declare the body's SHA-256 in x-amz-content-sha256 (flowlog agent does), so the signature is checked before the body is read",
+            )
+                .into_response()
+        }
+        Err(e) => return (StatusCode::UNAUTHORIZED, e.message).into_response(),
     }
     if declared_length(&parts) > MAX_SYNC_BODY_BYTES as u64 {
         return body_error(crate::http::BodyError::TooLarge, MAX_SYNC_BODY_BYTES);
@@ -440,6 +452,9 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
                 .control
                 .sync_for(&caller.account_id, &req)
                 .map_err(|e| {
+                    if e.downcast_ref::<crate::control::HostConflict>().is_some() {
+                        return (StatusCode::FORBIDDEN, format!("{e:#}"));
+                    }
                     let status = match e.downcast_ref::<flowlog_store::StoreError>() {
                         Some(flowlog_store::StoreError::ForeignResource { .. }) => {
                             StatusCode::FORBIDDEN

@@ -13,7 +13,9 @@ use std::sync::mpsc::Receiver;
 use flowlog_delivery::Delivery;
 use flowlog_live::{Capture, CaptureConfig, LiveError, RingConfig};
 
+use crate::capture_state::CaptureCounters;
 use crate::nflog_hub::NflogHubs;
+use flowlog_model::record::LogStatus;
 use flowlog_model::FlowRecord;
 
 /// Settings shared by every worker.
@@ -56,6 +58,7 @@ fn now_ns() -> u64 {
 impl Worker {
     /// Opens the interface and starts the thread. Fails when the interface cannot be
     /// opened (absent, no permission); the caller retries on its next pass.
+    #[allow(clippy::too_many_arguments)] // each is a separate fact of this ENI's capture
     pub fn start(
         eni_id: &str,
         account_id: &str,
@@ -64,6 +67,7 @@ impl Worker {
         cfg: &WorkerConfig,
         delivery: Delivery,
         hubs: &NflogHubs,
+        counters: Arc<CaptureCounters>,
     ) -> Result<Worker, LiveError> {
         let ring_cfg = RingConfig {
             block_size: 1 << 20,
@@ -93,9 +97,18 @@ impl Worker {
         let (eni, account) = (eni_id.to_string(), account_id.to_string());
         let stop2 = stop.clone();
         let settle = ccfg.block_timeout * 2 + Duration::from_millis(100);
+        counters
+            .flow_capacity
+            .store(ccfg.capacity as u64, Ordering::Relaxed);
         let thread = std::thread::Builder::new()
             .name(format!("capture-{ifname}"))
-            .spawn(move || run(capture, verdicts, stop2, settle, &eni, &account, &delivery))
+            .spawn(move || {
+                let ids = Ids {
+                    eni: &eni,
+                    account: &account,
+                };
+                run(capture, verdicts, stop2, settle, ids, &delivery, &counters)
+            })
             .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
         tracing::info!(
             eni = eni_id,
@@ -128,20 +141,64 @@ impl Drop for Worker {
     }
 }
 
+struct Ids<'a> {
+    eni: &'a str,
+    account: &'a str,
+}
+
+/// Adds what the capture counted since the last call to the ENI's shared counters.
+struct Publish {
+    last: flowlog_live::LiveStats,
+}
+
+impl Publish {
+    fn stats(&mut self, s: &flowlog_live::LiveStats, entries: usize, c: &CaptureCounters) {
+        let add = |a: &std::sync::atomic::AtomicU64, now: u64, before: u64| {
+            a.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+        };
+        add(&c.packets, s.packets, self.last.packets);
+        add(&c.bytes, s.bytes, self.last.bytes);
+        add(&c.kernel_drops, s.kernel_drops, self.last.kernel_drops);
+        add(
+            &c.nflog_overruns,
+            s.nflog_overruns,
+            self.last.nflog_overruns,
+        );
+        c.flow_entries.store(entries as u64, Ordering::Relaxed);
+        self.last = s.clone();
+    }
+
+    fn records(batch: &[FlowRecord], c: &CaptureCounters) {
+        for r in batch {
+            let n = match r.status {
+                LogStatus::Ok => &c.records_ok,
+                LogStatus::NoData => &c.records_nodata,
+                LogStatus::SkipData => &c.records_skipdata,
+            };
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     mut capture: Capture<R, N>,
     verdicts: Option<Receiver<Arc<[u8]>>>,
     stop: Arc<AtomicBool>,
     settle: Duration,
-    eni: &str,
-    account: &str,
+    ids: Ids<'_>,
     delivery: &Delivery,
+    counters: &CaptureCounters,
 ) {
+    let Ids { eni, account } = ids;
+    let mut publish = Publish {
+        last: Default::default(),
+    };
     let mut batch: Vec<FlowRecord> = Vec::new();
     let deliver = |batch: &mut Vec<FlowRecord>| {
         if batch.is_empty() {
             return;
         }
+        Publish::records(batch, counters);
         if let Err(e) = delivery.submit(batch) {
             tracing::error!(eni, error = %e, records = batch.len(), "cannot spool records");
         }
@@ -159,6 +216,7 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
         }
         capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
         deliver(&mut batch);
+        publish.stats(capture.stats(), capture.table_entries(), counters);
     }
     if let Err(e) = capture.finish(now_ns, settle, &mut |r| {
         batch.push(r.into_record(account, eni))
@@ -166,6 +224,7 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
         tracing::warn!(eni, error = %e, "error while flushing the last window");
     }
     deliver(&mut batch);
+    publish.stats(capture.stats(), 0, counters);
     let s = capture.stats();
     tracing::info!(
         eni,

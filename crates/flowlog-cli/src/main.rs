@@ -7,6 +7,7 @@ mod config;
 mod control;
 mod credentials;
 mod logging;
+mod metrics;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,9 @@ enum Command {
     Credentials(cmd::credentials::Args),
     /// Read CloudWatch Logs events kept by the embedded store (get, tail, filter).
     Logs(cmd::logs::Args),
+    /// Show what a running server is doing: ENIs and their capture state, flow logs with
+    /// delivery status and lag, the spool backlog.
+    Status(cmd::status::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => cmd::logs::run(args),
         Command::Credentials(args) => cmd::credentials::run(args),
         Command::Agent(args) => cmd::agent::run(args),
+        Command::Status(args) => cmd::status::run(args),
     }
 }

@@ -59,6 +59,20 @@ struct Inner {
     limits: Limits,
 }
 
+/// One flow log's share of the spool (`flowlog status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FlowLogBacklog {
+    pub flow_log_id: String,
+    /// Sealed batches waiting for the destination.
+    pub units: u64,
+    pub records: u64,
+    pub bytes: u64,
+    /// Records in windows still open (not yet due).
+    pub open_records: u64,
+    /// Age of the oldest sealed batch since its window ended.
+    pub lag_seconds: u64,
+}
+
 /// The delivery service; cheap to clone.
 #[derive(Clone)]
 pub struct Delivery {
@@ -263,6 +277,7 @@ impl Delivery {
                         &self.inner.metrics.cwl
                     };
                     sink.retries.fetch_add(1, Relaxed);
+                    sink.failed(kind);
                     self.back_off(&dest, kind);
                     self.inner.status.report(&u.meta.flow_log_ids(), Some(kind));
                     failed_dest.push(dest);
@@ -443,6 +458,51 @@ impl Delivery {
             )
             .await;
         }
+    }
+
+    /// Updates the spool gauges and the delivery lag for a scrape at `now`.
+    pub fn refresh_gauges(&self, now: u64) {
+        let spool = lock(&self.inner.spool);
+        self.update_gauges(&spool);
+        let window = self.inner.cfg.window_secs.max(1);
+        let lag = spool
+            .units()
+            .iter()
+            .map(|u| now.saturating_sub(u.meta.window_start() + window))
+            .max()
+            .unwrap_or(0);
+        self.inner.metrics.lag_seconds.store(lag, Relaxed);
+    }
+
+    /// What is still spooled, per flow log: sealed units (and their records and bytes) with
+    /// the lag of the oldest, and records in open segments (windows not yet closed).
+    pub fn backlog(&self, now: u64) -> Vec<FlowLogBacklog> {
+        let spool = lock(&self.inner.spool);
+        let window = self.inner.cfg.window_secs.max(1);
+        let mut by: std::collections::BTreeMap<String, FlowLogBacklog> = Default::default();
+        for u in spool.units() {
+            for id in u.meta.flow_log_ids() {
+                let b = by.entry(id.clone()).or_insert_with(|| FlowLogBacklog {
+                    flow_log_id: id,
+                    ..Default::default()
+                });
+                b.units += 1;
+                b.records += u.meta.records();
+                b.bytes += u.bytes;
+                b.lag_seconds = b
+                    .lag_seconds
+                    .max(now.saturating_sub(u.meta.window_start() + window));
+            }
+        }
+        for (id, records) in spool.open_records() {
+            by.entry(id.clone())
+                .or_insert_with(|| FlowLogBacklog {
+                    flow_log_id: id,
+                    ..Default::default()
+                })
+                .open_records += records;
+        }
+        by.into_values().collect()
     }
 
     /// Units and bytes still spooled.

@@ -240,6 +240,14 @@ impl Spool {
         self.open.is_empty() && self.ready.is_empty()
     }
 
+    /// Records in open segments, per flow log.
+    pub fn open_records(&self) -> Vec<(String, u64)> {
+        self.open
+            .values()
+            .map(|s| (s.meta.flow_log_id.clone(), s.records))
+            .collect()
+    }
+
     pub fn open_segments(&self) -> usize {
         self.open.len()
     }

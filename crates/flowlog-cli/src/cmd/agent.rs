@@ -101,6 +101,32 @@ pub fn open_delivery(
     .context("cannot open the delivery spool")
 }
 
+/// Says at start, on stderr and in the log, when this process cannot capture, with the fix.
+/// (The per-ENI capture state says it again for every interface that fails to open.)
+pub fn warn_capture_privilege(section: &AgentSection, who: &str) {
+    if !section.enabled {
+        return;
+    }
+    let netns = section.inventory.is_some();
+    let missing = flowlog_live::missing_capabilities(section.nflog_group.is_some(), netns);
+    if missing.is_empty() {
+        return;
+    }
+    let caps = missing
+        .iter()
+        .map(|c| c.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(",");
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "flowlog".into());
+    eprintln!(
+        "{who}: WARNING: no capture privilege (missing {}): no traffic will be recorded and flow logs show DeliverLogsStatus FAILED (Access error).\n  Fix: run as root, or: sudo setcap {caps}+ep {exe}",
+        missing.join(", ")
+    );
+    tracing::warn!(missing = %missing.join(","), fix = %format!("sudo setcap {caps}+ep {exe}"), "no capture privilege: nothing will be captured");
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     crate::logging::init();
     let mut config = match &args.config {
@@ -135,6 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         rt.handle().clone(),
     )?;
+    warn_capture_privilege(&config.agent, "flowlog agent");
     let agent = flowlog_agent::Agent::new(
         agent_config(&config.agent)?,
         Arc::new(control),

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -299,6 +300,53 @@ def test_lag_grows_during_an_outage_and_returns_to_zero(moto, tmp_path):
         assert f["lag_seconds"] >= 8 and f["spooled_units"] >= 1, f
         s3.create_bucket(Bucket="o10lag")
         wait_until(lambda: metrics(ep)["flowlog_delivery_lag_seconds"] == 0, timeout=30, what="lag back to 0")
+    finally:
+        if serve:
+            serve.stop()
+        lab.down()
+
+
+def test_kill9_loses_at_most_the_checkpoint_span(moto, tmp_path):
+    """With a 600 s capture window, a kill -9 after the checkpoint span loses nothing: the
+    restarted server spools the checkpointed window. (Without a checkpoint the whole window
+    would be gone.)"""
+    need_root()
+    lab = o10_lab("k")
+    s3 = boto3.client("s3", endpoint_url=moto, region_name=REGION,
+                      aws_access_key_id=MOTO_KEYS[0], aws_secret_access_key=MOTO_KEYS[1])
+    s3.create_bucket(Bucket="o10k9")
+    serve = None
+    try:
+        lab.up()
+        cfg = config(tmp_path, moto=moto, inventory=lab.inventory())
+        text = cfg.read_text()
+        assert "[agent]\nenabled = true\nwindow_secs = 2\n" in text
+        cfg.write_text(text.replace("[agent]\nenabled = true\nwindow_secs = 2\n",
+                                    "[agent]\nenabled = true\nwindow_secs = 600\ncheckpoint_secs = 1\n"))
+        serve, ep = start_serve(tmp_path, cfg)
+        eni = eni_by_ip(ep, lab.ip_a)["NetworkInterfaceId"]
+        fl = aws(ep, "ec2", "create-flow-logs", "--resource-type", "NetworkInterface", "--resource-ids", eni,
+                 "--traffic-type", "ALL", "--log-destination-type", "s3",
+                 "--log-destination", "arn:aws:s3:::o10k9/")["FlowLogIds"][0]
+        serve.wait_for(r"capture started eni=\S*" + eni, timeout=15)
+        sink = lab.spawn_py(lab.ns_a, "sink", lab.ip_a, "6200", "6201", "5")
+        assert sink.stdout.readline().strip() == "ready"
+        lab.py(lab.ns_b, "udp", lab.ip_a, "6201", "30", "20")
+        sink.wait(10)
+        ckpt = tmp_path / "data" / "checkpoint"
+        wait_until(lambda: any(ckpt.glob("*.json")), timeout=5, what="a checkpoint file")
+        time.sleep(1.5)  # past one more checkpoint span
+        serve.stop(signal.SIGKILL)
+        assert any(ckpt.glob("*.json")), "the window was still open at the kill"
+        serve, ep = start_serve(tmp_path, cfg, name="serve2")
+        serve.wait_for("recovered from its checkpoint", timeout=15)
+        from lab import flow_sum
+        from test_end_to_end import s3_records
+
+        def delivered():
+            got = flow_sum(s3_records(s3, "o10k9", "", fl)[1], lab.ip_b, lab.ip_a, "17", "6201")
+            return got if got[0] else None
+        assert wait_until(delivered, timeout=30, what="recovered records in S3") == (30, 30 * 48)
     finally:
         if serve:
             serve.stop()

@@ -8,6 +8,7 @@
 //! window), and hands delivery the new routing. The agent knows no SQL and no HTTP server.
 
 pub mod capture_state;
+pub mod checkpoint;
 pub mod nflog_hub;
 pub mod protocol;
 pub mod remote;
@@ -91,6 +92,8 @@ pub struct Agent {
     capture_failed: BTreeMap<String, &'static str>,
     /// Namespaces whose interfaces could not be listed in this pass, with the error.
     discover_errors: BTreeMap<Option<String>, String>,
+    /// Whether the checkpoints of a previous run were submitted.
+    recovered: bool,
 }
 
 impl Agent {
@@ -111,6 +114,7 @@ impl Agent {
             captures: Arc::default(),
             capture_failed: BTreeMap::new(),
             discover_errors: BTreeMap::new(),
+            recovered: false,
         }
     }
 
@@ -188,6 +192,25 @@ impl Agent {
         Ok(())
     }
 
+    /// Submits the open windows a crashed run checkpointed (once: after the first sync set
+    /// the routing, before any worker starts and could replace them).
+    fn recover_checkpoints(&self) {
+        let Some(dir) = &self.cfg.worker.checkpoint_dir else {
+            return;
+        };
+        for (path, records) in checkpoint::left_over(dir) {
+            match self.delivery.submit(&records) {
+                Ok(_) => {
+                    tracing::info!(records = records.len(), path = %path.display(), "records of the window open at the last crash recovered from its checkpoint");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = records.len(), "cannot spool the checkpointed records (counted as dropped)");
+                }
+            }
+            checkpoint::remove(&path);
+        }
+    }
+
     fn apply(&mut self, resp: SyncResponse, present: &BTreeSet<(Option<String>, String)>) {
         let is_present = |a: &Assignment| present.contains(&(a.netns.clone(), a.ifname.clone()));
         let wanted: BTreeMap<String, Assignment> = resp
@@ -233,6 +256,10 @@ impl Agent {
             }
         }
         self.delivery.set_targets(targets);
+        if !self.recovered {
+            self.recovered = true;
+            self.recover_checkpoints();
+        }
         let now = Instant::now();
         let wanted_now = wanted.clone();
         for (eni, a) in wanted {

@@ -29,6 +29,10 @@ pub struct WorkerConfig {
     pub ring_mb: u32,
     /// NFLOG group carrying the firewall's rejects, if any.
     pub nflog_group: Option<u16>,
+    /// Where open windows are checkpointed (None: not at all; a crash loses the window).
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// How often the open windows are checkpointed when they changed.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -38,6 +42,8 @@ impl Default for WorkerConfig {
             capacity: 1_000_000,
             ring_mb: 16,
             nflog_group: None,
+            checkpoint_dir: None,
+            checkpoint_every: Duration::from_secs(5),
         }
     }
 }
@@ -96,6 +102,10 @@ impl Worker {
         let stop = Arc::new(AtomicBool::new(false));
         let (eni, account) = (eni_id.to_string(), account_id.to_string());
         let stop2 = stop.clone();
+        let ckpt = cfg.checkpoint_dir.as_ref().map(|d| Checkpoint {
+            path: crate::checkpoint::path(d, eni_id),
+            every: cfg.checkpoint_every.max(Duration::from_millis(100)),
+        });
         let settle = ccfg.block_timeout * 2 + Duration::from_millis(100);
         counters
             .flow_capacity
@@ -107,7 +117,9 @@ impl Worker {
                     eni: &eni,
                     account: &account,
                 };
-                run(capture, verdicts, stop2, settle, ids, &delivery, &counters)
+                run(
+                    capture, verdicts, stop2, settle, ids, &delivery, &counters, ckpt,
+                )
             })
             .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
         tracing::info!(
@@ -139,6 +151,11 @@ impl Drop for Worker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+}
+
+struct Checkpoint {
+    path: std::path::PathBuf,
+    every: Duration,
 }
 
 struct Ids<'a> {
@@ -180,6 +197,7 @@ impl Publish {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     mut capture: Capture<R, N>,
     verdicts: Option<Receiver<Arc<[u8]>>>,
@@ -188,8 +206,32 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     ids: Ids<'_>,
     delivery: &Delivery,
     counters: &CaptureCounters,
+    ckpt: Option<Checkpoint>,
 ) {
     let Ids { eni, account } = ids;
+    let mut last_ckpt = std::time::Instant::now();
+    let mut ckpt_packets = 0u64;
+    let mut saved: Vec<FlowRecord> = Vec::new();
+    let mut checkpoint = |capture: &Capture<R, N>, closed: bool| {
+        let Some(c) = &ckpt else { return };
+        let packets = capture.stats().packets + capture.stats().kernel_drops;
+        if !closed && (packets == ckpt_packets || last_ckpt.elapsed() < c.every) {
+            return;
+        }
+        saved.clear();
+        capture.snapshot(&mut |r| saved.push(r.into_record(account, eni)));
+        let done = if saved.is_empty() {
+            crate::checkpoint::remove(&c.path);
+            Ok(())
+        } else {
+            crate::checkpoint::write(&c.path, account, eni, &saved)
+        };
+        if let Err(e) = done {
+            tracing::warn!(eni, error = %e, path = %c.path.display(), "cannot checkpoint the open window");
+        }
+        ckpt_packets = packets;
+        last_ckpt = std::time::Instant::now();
+    };
     let mut publish = Publish {
         last: Default::default(),
     };
@@ -200,7 +242,7 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
         }
         Publish::records(batch, counters);
         if let Err(e) = delivery.submit(batch) {
-            tracing::error!(eni, error = %e, records = batch.len(), "cannot spool records");
+            tracing::error!(eni, error = %e, records = batch.len(), "cannot spool all records (the ones lost are counted in flowlog_delivery_records_dropped_total)");
         }
         batch.clear();
     };
@@ -215,7 +257,11 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
             }
         }
         capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
+        let closed = !batch.is_empty();
         deliver(&mut batch);
+        // After the closed windows are spooled, so the checkpoint never holds spooled records
+        // for longer than this call.
+        checkpoint(&capture, closed);
         publish.stats(capture.stats(), capture.table_entries(), counters);
     }
     if let Err(e) = capture.finish(now_ns, settle, &mut |r| {
@@ -224,6 +270,9 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
         tracing::warn!(eni, error = %e, "error while flushing the last window");
     }
     deliver(&mut batch);
+    if let Some(c) = &ckpt {
+        crate::checkpoint::remove(&c.path);
+    }
     publish.stats(capture.stats(), 0, counters);
     let s = capture.stats();
     tracing::info!(

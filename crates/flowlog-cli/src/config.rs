@@ -68,6 +68,11 @@ pub struct AgentSection {
     /// AF_PACKET ring size per interface in MiB.
     #[serde(default = "default_ring")]
     pub ring_mb: u32,
+    /// Seconds between checkpoints of the open capture window (under
+    /// `<data-dir>/checkpoint`): a kill -9 loses at most this much traffic. 0 = never (a
+    /// crash loses the open window, up to `window_secs`).
+    #[serde(default = "default_checkpoint")]
+    pub checkpoint_secs: f64,
 }
 
 impl Default for AgentSection {
@@ -80,8 +85,13 @@ impl Default for AgentSection {
             sync_secs: default_sync(),
             capacity: default_capacity(),
             ring_mb: default_ring(),
+            checkpoint_secs: default_checkpoint(),
         }
     }
+}
+
+fn default_checkpoint() -> f64 {
+    5.0
 }
 
 fn default_true() -> bool {
@@ -184,6 +194,11 @@ impl Config {
         }
         if self.agent.window_secs == 0 {
             bail!("agent.window_secs must be at least 1");
+        }
+        if !(self.agent.checkpoint_secs.is_finite()
+            && (self.agent.checkpoint_secs == 0.0 || self.agent.checkpoint_secs >= 0.1))
+        {
+            bail!("agent.checkpoint_secs must be 0 (off) or at least 0.1");
         }
         if !(self.agent.sync_secs.is_finite() && self.agent.sync_secs >= 0.1) {
             bail!("agent.sync_secs must be at least 0.1");

@@ -15,6 +15,12 @@ pub struct SinkMetrics {
     pub dropped_too_old: AtomicU64,
     pub dropped_too_new: AtomicU64,
     pub dropped_rejected: AtomicU64,
+    /// Records the spool could not store: no space left (ENOSPC, EDQUOT).
+    pub dropped_disk_full: AtomicU64,
+    /// Records the spool could not store for another IO error.
+    pub dropped_spool_error: AtomicU64,
+    /// Records of flow logs deleted before they were delivered.
+    pub dropped_flow_log_deleted: AtomicU64,
     pub bytes_delivered: AtomicU64,
     pub failures_access: AtomicU64,
     pub failures_rate_limited: AtomicU64,
@@ -96,6 +102,9 @@ impl Metrics {
                 ("too_old", &m.dropped_too_old),
                 ("too_new", &m.dropped_too_new),
                 ("rejected", &m.dropped_rejected),
+                ("disk_full", &m.dropped_disk_full),
+                ("spool_error", &m.dropped_spool_error),
+                ("flow_log_deleted", &m.dropped_flow_log_deleted),
             ] {
                 let _ = writeln!(
                     out,

@@ -148,6 +148,17 @@ impl FlowMap {
         self.len = old.len;
     }
 
+    /// Copies every entry into `out`; the map is unchanged.
+    pub fn copy_into(&self, out: &mut Vec<(FlowKey, Counters)>) {
+        if self.len > 0 {
+            for (t, s) in self.tags.iter().zip(self.slots.iter()) {
+                if *t != 0 {
+                    out.push((s.key, s.c));
+                }
+            }
+        }
+    }
+
     /// Moves every entry out into `out` and leaves the map empty (capacity kept).
     pub fn drain_into(&mut self, out: &mut Vec<(FlowKey, Counters)>) {
         if self.len > 0 {

@@ -505,6 +505,48 @@ impl FlowTable {
         }
     }
 
+    /// The records the open windows would close with now (OK and SKIPDATA, no NODATA),
+    /// leaving the table unchanged: what a checkpoint saves so a crash loses at most the
+    /// traffic since the last one.
+    pub fn snapshot(&self, sink: &mut impl FnMut(WindowRecord)) {
+        let mut items = Vec::new();
+        for w in &self.windows {
+            items.clear();
+            w.flows.copy_into(&mut items);
+            items.sort_unstable_by(|a, b| {
+                (a.0.eni, a.1.first_s, &a.0).cmp(&(b.0.eni, b.1.first_s, &b.0))
+            });
+            for (k, c) in items.iter().filter(|(_, c)| c.packets > 0) {
+                sink(WindowRecord {
+                    eni: k.eni,
+                    start: c.first_s,
+                    end: c.last_s,
+                    traffic: Some(Traffic {
+                        src: addr(k.family, &k.src),
+                        dst: addr(k.family, &k.dst),
+                        src_port: k.src_port,
+                        dst_port: k.dst_port,
+                        protocol: k.protocol,
+                        packets: c.packets,
+                        bytes: c.bytes,
+                        action: k.action,
+                        tcp_flags: c.tcp_flags,
+                    }),
+                    status: LogStatus::Ok,
+                });
+            }
+            for &(eni, _) in &w.skipped {
+                sink(WindowRecord {
+                    eni,
+                    start: w.start,
+                    end: w.start + self.interval,
+                    traffic: None,
+                    status: LogStatus::SkipData,
+                });
+            }
+        }
+    }
+
     /// Like [`FlowTable::close_until`], naming ENIs by index into `names` (account id,
     /// interface id); unknown indexes are named `unknown`.
     pub fn drain_records(

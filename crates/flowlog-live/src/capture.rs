@@ -171,6 +171,11 @@ impl<R: Source, N: Source> Capture<R, N> {
         &self.counter.stats
     }
 
+    /// The records of the open windows as they stand (see `FlowTable::snapshot`).
+    pub fn snapshot(&self, sink: &mut impl FnMut(WindowRecord)) {
+        self.counter.table.snapshot(sink)
+    }
+
     /// Flow entries held across the open windows (against `CaptureConfig::capacity`).
     pub fn table_entries(&self) -> usize {
         self.counter.table.len()

@@ -41,8 +41,20 @@ pub struct Args {
     pub inventory: Option<PathBuf>,
 }
 
-/// The agent settings of a config's `[agent]` section, with the inventory file read.
-pub fn agent_config(section: &AgentSection) -> anyhow::Result<flowlog_agent::AgentConfig> {
+/// The agent settings of a config's `[agent]` section, with the inventory file read;
+/// capture checkpoints go under `<data_dir>/checkpoint`.
+pub fn agent_config(
+    section: &AgentSection,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<flowlog_agent::AgentConfig> {
+    let checkpoint_dir = if section.checkpoint_secs > 0.0 {
+        let d = data_dir.join("checkpoint");
+        std::fs::create_dir_all(&d)
+            .with_context(|| format!("cannot create the checkpoint dir {}", d.display()))?;
+        Some(d)
+    } else {
+        None
+    };
     let inventory = match &section.inventory {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -78,6 +90,8 @@ pub fn agent_config(section: &AgentSection) -> anyhow::Result<flowlog_agent::Age
             capacity: section.capacity,
             ring_mb: section.ring_mb,
             nflog_group: section.nflog_group,
+            checkpoint_dir,
+            checkpoint_every: Duration::from_secs_f64(section.checkpoint_secs.max(0.1)),
         },
         sync_every: Duration::from_secs_f64(section.sync_secs),
         inventory,
@@ -103,11 +117,11 @@ pub fn open_delivery(
 
 /// Says at start, on stderr and in the log, when this process cannot capture, with the fix.
 /// (The per-ENI capture state says it again for every interface that fails to open.)
-pub fn warn_capture_privilege(section: &AgentSection, who: &str) {
+pub fn warn_capture_privilege(section: &AgentSection, cfg: &flowlog_agent::AgentConfig, who: &str) {
     if !section.enabled {
         return;
     }
-    let netns = section.inventory.is_some();
+    let netns = !cfg.namespaces.is_empty();
     let missing = flowlog_live::missing_capabilities(section.nflog_group.is_some(), netns);
     if missing.is_empty() {
         return;
@@ -161,13 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         rt.handle().clone(),
     )?;
-    warn_capture_privilege(&config.agent, "flowlog agent");
-    let agent = flowlog_agent::Agent::new(
-        agent_config(&config.agent)?,
-        Arc::new(control),
-        delivery.clone(),
-        statuses,
-    );
+    let agent_cfg = agent_config(&config.agent, &data_dir)?;
+    warn_capture_privilege(&config.agent, &agent_cfg, "flowlog agent");
+    let agent = flowlog_agent::Agent::new(agent_cfg, Arc::new(control), delivery.clone(), statuses);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();

@@ -128,8 +128,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     let control = Arc::new(LocalControl::new(store, &config.account_id, &config.region));
     let agent = if config.agent.enabled {
-        let agent_cfg = crate::cmd::agent::agent_config(&config.agent)?;
-        crate::cmd::agent::warn_capture_privilege(&config.agent, "flowlog");
+        let agent_cfg = crate::cmd::agent::agent_config(&config.agent, &data_dir)?;
+        crate::cmd::agent::warn_capture_privilege(&config.agent, &agent_cfg, "flowlog");
         let agent =
             flowlog_agent::Agent::new(agent_cfg, control.clone(), delivery.clone(), statuses);
         crate::metrics::set_captures(agent.captures());

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -351,3 +352,39 @@ def test_kill9_loses_at_most_the_checkpoint_span(moto, tmp_path):
         if serve:
             serve.stop()
         lab.down()
+
+
+def test_client_commands_name_the_file_and_the_fix(tmp_path):
+    """`sudo flowlog serve` then a plain `flowlog credentials`: the error names the file and
+    says what to run; `flowlog status` without a server says how to point it at one; a
+    `--region` that is not the server's is refused."""
+    need_root()
+    if not have("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    base = Path(tempfile.mkdtemp(prefix="o10cli"))
+    try:
+        os.chmod(base, 0o755)
+        data = base / "data"
+        data.mkdir()
+        creds = data / "credentials.toml"
+        creds.write_text('access_key_id = "AKIAO10TEST000000000"\nsecret_access_key = "s"\n')
+        os.chmod(creds, 0o600)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                            FLOWLOG_BIN, "credentials", "--data-dir", str(data)],
+                           capture_output=True, text=True)
+        assert r.returncode != 0
+        assert str(creds) in r.stderr and "sudo flowlog credentials" in r.stderr, r.stderr
+        cfg = base / "flowlog.toml"
+        cfg.write_text('region = "eu-west-1"\ndata_dir = "data"\n')
+        ok = subprocess.run([FLOWLOG_BIN, "credentials", "--config", str(cfg)], capture_output=True, text=True)
+        assert ok.returncode == 0 and "AWS_DEFAULT_REGION=eu-west-1" in ok.stdout, ok.stderr
+        bad = subprocess.run([FLOWLOG_BIN, "credentials", "--config", str(cfg), "--region", "us-east-1"],
+                             capture_output=True, text=True)
+        assert bad.returncode != 0 and "eu-west-1" in bad.stderr, bad.stderr
+        port = subprocess.run([sys.executable, "-c", "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])"],
+                              capture_output=True, text=True).stdout.strip()
+        st = subprocess.run([FLOWLOG_BIN, "status", "--endpoint", f"http://127.0.0.1:{port}"],
+                            capture_output=True, text=True)
+        assert st.returncode == 2 and "--endpoint" in st.stderr and "flowlog serve" in st.stderr, st.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

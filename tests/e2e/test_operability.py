@@ -388,3 +388,30 @@ def test_client_commands_name_the_file_and_the_fix(tmp_path):
         assert st.returncode == 2 and "--endpoint" in st.stderr and "flowlog serve" in st.stderr, st.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_netlink_picks_up_a_new_namespace_within_a_second(tmp_path):
+    """Discovery through rtnetlink with change subscriptions: with a 10 s sync tick, a
+    namespace (and its interface) created after the start is captured within a second."""
+    need_root()
+    lab = o10_lab("n")
+    serve = None
+    try:
+        cfg = config(tmp_path, moto=None, inventory=lab.inventory())
+        cfg.write_text(cfg.read_text().replace("sync_secs = 0.5", "sync_secs = 10"))
+        serve, ep = start_serve(tmp_path, cfg)
+        eni = eni_by_ip(ep, lab.ip_a)["NetworkInterfaceId"]
+        aws(ep, "ec2", "create-flow-logs", "--resource-type", "NetworkInterface", "--resource-ids", eni,
+            "--traffic-type", "ALL", "--log-destination-type", "s3", "--log-destination", "arn:aws:s3:::o10n/")
+        serve.wait_for(rf"NOT capturing.*{eni}", timeout=15)
+        time.sleep(0.5)
+        t0 = time.time()
+        lab.up()
+        serve.wait_for(r"capture started eni=\S*" + eni, timeout=5)
+        took = time.time() - t0
+        print(f"MEASURE netlink: namespace + veth created -> capture started in {took:.2f} s (sync tick 10 s)")
+        assert took < 1.0, took
+    finally:
+        if serve:
+            serve.stop()
+        lab.down()

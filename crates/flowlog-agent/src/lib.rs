@@ -9,6 +9,7 @@
 
 pub mod capture_state;
 pub mod checkpoint;
+pub mod netlink;
 pub mod nflog_hub;
 pub mod protocol;
 pub mod remote;
@@ -94,6 +95,8 @@ pub struct Agent {
     discover_errors: BTreeMap<Option<String>, String>,
     /// Whether the checkpoints of a previous run were submitted.
     recovered: bool,
+    /// Link/address change subscriptions (set by `run`).
+    watcher: Option<netlink::Watcher>,
 }
 
 impl Agent {
@@ -115,6 +118,7 @@ impl Agent {
             capture_failed: BTreeMap::new(),
             discover_errors: BTreeMap::new(),
             recovered: false,
+            watcher: None,
         }
     }
 
@@ -124,13 +128,19 @@ impl Agent {
     }
 
     /// Runs until `stop` is set, then stops every capture (flushing its window).
+    /// A link or address change in a watched namespace (or the namespace appearing) starts
+    /// the next pass at once instead of at the next `sync_every` tick.
     pub fn run(mut self, stop: Arc<AtomicBool>) {
+        self.watcher = Some(netlink::Watcher::start());
         while !stop.load(Ordering::SeqCst) {
             let started = Instant::now();
             if let Err(e) = self.pass() {
                 tracing::warn!(error = %format!("{e:#}"), "agent sync failed; keeping the current captures");
             }
             while started.elapsed() < self.cfg.sync_every && !stop.load(Ordering::SeqCst) {
+                if self.watcher.as_ref().is_some_and(|w| w.take_changed()) {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -140,7 +150,7 @@ impl Agent {
     /// Interfaces of one namespace; a failure is kept (it becomes the capture state of the
     /// ENIs bound there) and logged at debug, since the state change is what gets a WARN.
     fn discover(&mut self, ns: Option<&str>) -> Vec<flowlog_inventory::discover::HostInterface> {
-        match flowlog_inventory::discover::interfaces(ns) {
+        match netlink::interfaces(ns) {
             Ok(found) => found,
             Err(e) => {
                 tracing::debug!(netns = ns.unwrap_or("-"), error = %e, "cannot list interfaces");
@@ -187,6 +197,9 @@ impl Agent {
                 let found = self.discover(a.netns.as_deref());
                 present.extend(found.into_iter().map(|i| (i.netns, i.name)));
             }
+        }
+        if let Some(w) = &self.watcher {
+            w.watch(looked.iter().cloned().collect());
         }
         self.apply(resp, &present);
         Ok(())

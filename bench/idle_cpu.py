@@ -1,4 +1,5 @@
-"""CPU of an idle `flowlog serve` with N namespaces in its inventory (root; names o10*):
+"""CPU of an idle `flowlog serve` with N namespaces in its inventory (root; names o10*),
+its discovery children included:
 first with no flow log (discovery only: `ip -n NS -j addr` per namespace every sync), then
 with a VPC flow log capturing all N interfaces. Prints CPU seconds per wall second.
 
@@ -68,7 +69,7 @@ def main() -> None:
         started = serve.log.read_text().count("capture started")
         time.sleep(2)
         capturing = measure(serve.p.pid, a.secs)
-        print(f"MEASURE idle CPU, {a.namespaces} namespaces, subprocess discovery every 2 s: "
+        print(f"MEASURE idle CPU, {a.namespaces} namespaces, discovery (sync every 2 s): "
               f"{idle * 100:.1f}% of a core without flow logs; {capturing * 100:.1f}% with {started} idle captures")
     finally:
         if serve:

@@ -1,6 +1,6 @@
 """CPU of an idle `flowlog serve` with N namespaces in its inventory (root; names o10*),
 its discovery children included:
-first with no flow log (discovery only: `ip -n NS -j addr` per namespace every sync), then
+first with no flow log (discovery only, every sync), then
 with a VPC flow log capturing all N interfaces. Prints CPU seconds per wall second.
 
     FLOWLOG_BIN=target/debug/flowlog .venv/bin/python bench/idle_cpu.py --namespaces 50

@@ -7,6 +7,9 @@
 //! [`worker::Worker`] for each new interface, stops the ones no longer wanted (flushing their
 //! window), and hands delivery the new routing. The agent knows no SQL and no HTTP server.
 
+pub mod capture_state;
+pub mod checkpoint;
+pub mod netlink;
 pub mod nflog_hub;
 pub mod protocol;
 pub mod remote;
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use flowlog_delivery::{Delivery, StatusListener};
 use flowlog_model::DeliverStatus;
 
+pub use capture_state::{CaptureRegistry, CaptureReport, CaptureState};
 pub use protocol::{Assignment, StatusReport, SyncRequest, SyncResponse, TargetSpec};
 pub use worker::{Worker, WorkerConfig};
 
@@ -84,6 +88,15 @@ pub struct Agent {
     /// Interfaces that failed to open, with when to try again.
     retry_at: BTreeMap<String, Instant>,
     nflog: nflog_hub::NflogHubs,
+    captures: Arc<CaptureRegistry>,
+    /// Flow logs reported FAILED because an ENI they cover cannot be captured.
+    capture_failed: BTreeMap<String, &'static str>,
+    /// Namespaces whose interfaces could not be listed in this pass, with the error.
+    discover_errors: BTreeMap<Option<String>, String>,
+    /// Whether the checkpoints of a previous run were submitted.
+    recovered: bool,
+    /// Link/address change subscriptions (set by `run`).
+    watcher: Option<netlink::Watcher>,
 }
 
 impl Agent {
@@ -101,36 +114,59 @@ impl Agent {
             workers: BTreeMap::new(),
             retry_at: BTreeMap::new(),
             nflog: Default::default(),
+            captures: Arc::default(),
+            capture_failed: BTreeMap::new(),
+            discover_errors: BTreeMap::new(),
+            recovered: false,
+            watcher: None,
         }
     }
 
+    /// The capture state of every monitored ENI (for metrics and `flowlog status`).
+    pub fn captures(&self) -> Arc<CaptureRegistry> {
+        self.captures.clone()
+    }
+
     /// Runs until `stop` is set, then stops every capture (flushing its window).
+    /// A link or address change in a watched namespace (or the namespace appearing) starts
+    /// the next pass at once instead of at the next `sync_every` tick.
     pub fn run(mut self, stop: Arc<AtomicBool>) {
+        self.watcher = Some(netlink::Watcher::start());
         while !stop.load(Ordering::SeqCst) {
             let started = Instant::now();
             if let Err(e) = self.pass() {
                 tracing::warn!(error = %format!("{e:#}"), "agent sync failed; keeping the current captures");
             }
             while started.elapsed() < self.cfg.sync_every && !stop.load(Ordering::SeqCst) {
+                if self.watcher.as_ref().is_some_and(|w| w.take_changed()) {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
         self.stop_all();
     }
 
-    /// One sync: discover, report, reconcile.
-    pub fn pass(&mut self) -> anyhow::Result<()> {
-        let mut interfaces = match flowlog_inventory::discover::interfaces(None) {
-            Ok(i) => i,
+    /// Interfaces of one namespace; a failure is kept (it becomes the capture state of the
+    /// ENIs bound there) and logged at debug, since the state change is what gets a WARN.
+    fn discover(&mut self, ns: Option<&str>) -> Vec<flowlog_inventory::discover::HostInterface> {
+        match netlink::interfaces(ns) {
+            Ok(found) => found,
             Err(e) => {
-                tracing::debug!(error = %e, "cannot list this namespace's interfaces");
+                tracing::debug!(netns = ns.unwrap_or("-"), error = %e, "cannot list interfaces");
+                self.discover_errors
+                    .insert(ns.map(str::to_string), e.to_string());
                 Vec::new()
             }
-        };
-        for ns in &self.cfg.namespaces {
-            if let Ok(mut found) = flowlog_inventory::discover::interfaces(Some(ns)) {
-                interfaces.append(&mut found);
-            }
+        }
+    }
+
+    /// One sync: discover, report, reconcile.
+    pub fn pass(&mut self) -> anyhow::Result<()> {
+        self.discover_errors.clear();
+        let mut interfaces = self.discover(None);
+        for ns in self.cfg.namespaces.clone() {
+            interfaces.append(&mut self.discover(Some(&ns)));
         }
         let statuses = self.statuses.take();
         let req = SyncRequest {
@@ -138,6 +174,7 @@ impl Agent {
             interfaces,
             inventory: self.cfg.inventory.clone(),
             statuses: statuses.clone(),
+            capture: self.captures.reports(),
         };
         let resp = match self.control.sync(&req) {
             Ok(r) => r,
@@ -157,13 +194,34 @@ impl Agent {
         looked.insert(None);
         for a in &resp.assignments {
             if looked.insert(a.netns.clone()) {
-                if let Ok(found) = flowlog_inventory::discover::interfaces(a.netns.as_deref()) {
-                    present.extend(found.into_iter().map(|i| (i.netns, i.name)));
-                }
+                let found = self.discover(a.netns.as_deref());
+                present.extend(found.into_iter().map(|i| (i.netns, i.name)));
             }
+        }
+        if let Some(w) = &self.watcher {
+            w.watch(looked.iter().cloned().collect());
         }
         self.apply(resp, &present);
         Ok(())
+    }
+
+    /// Submits the open windows a crashed run checkpointed (once: after the first sync set
+    /// the routing, before any worker starts and could replace them).
+    fn recover_checkpoints(&self) {
+        let Some(dir) = &self.cfg.worker.checkpoint_dir else {
+            return;
+        };
+        for (path, records) in checkpoint::left_over(dir) {
+            match self.delivery.submit(&records) {
+                Ok(_) => {
+                    tracing::info!(records = records.len(), path = %path.display(), "records of the window open at the last crash recovered from its checkpoint");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = records.len(), "cannot spool the checkpointed records (counted as dropped)");
+                }
+            }
+            checkpoint::remove(&path);
+        }
     }
 
     fn apply(&mut self, resp: SyncResponse, present: &BTreeSet<(Option<String>, String)>) {
@@ -211,7 +269,12 @@ impl Agent {
             }
         }
         self.delivery.set_targets(targets);
+        if !self.recovered {
+            self.recovered = true;
+            self.recover_checkpoints();
+        }
         let now = Instant::now();
+        let wanted_now = wanted.clone();
         for (eni, a) in wanted {
             if !is_present(&a) {
                 continue;
@@ -235,17 +298,103 @@ impl Agent {
                 &worker_cfg,
                 self.delivery.clone(),
                 &self.nflog,
+                self.captures.counters(&a.eni_id),
             ) {
                 Ok(w) => {
                     self.retry_at.remove(&eni);
                     self.workers.insert(eni, (a, w));
                 }
                 Err(e) => {
-                    tracing::warn!(eni = %eni, interface = %a.ifname, netns = a.netns.as_deref().unwrap_or("-"), error = %e, "cannot capture yet; will retry");
+                    let state = CaptureState::of_error(&e);
+                    self.captures.set(
+                        &a.eni_id,
+                        &a.account_id,
+                        a.netns.as_deref(),
+                        &a.ifname,
+                        state,
+                        &e.to_string(),
+                    );
+                    tracing::debug!(eni = %eni, interface = %a.ifname, error = %e, "cannot capture yet; will retry");
                     self.retry_at.insert(eni, now + Duration::from_secs(5));
                 }
             }
         }
+        self.note_capture_states(&wanted_now, present);
+    }
+
+    /// Sets the capture state of every wanted ENI that is running or absent (open errors were
+    /// set where they happened), forgets the others, and reports to the control plane, as
+    /// delivery status, the flow logs whose ENIs cannot be captured (and their recovery).
+    fn note_capture_states(
+        &mut self,
+        wanted: &BTreeMap<String, Assignment>,
+        present: &BTreeSet<(Option<String>, String)>,
+    ) {
+        for (eni, a) in wanted {
+            let ns = a.netns.as_deref();
+            if self.workers.contains_key(eni) {
+                self.captures.set(
+                    eni,
+                    &a.account_id,
+                    ns,
+                    &a.ifname,
+                    CaptureState::Capturing,
+                    "",
+                );
+            } else if !present.contains(&(a.netns.clone(), a.ifname.clone())) {
+                let listing = self.discover_errors.get(&a.netns);
+                let (state, error) = match (ns, listing) {
+                    (Some(n), _) if !flowlog_live::netns_path(n).exists() => (
+                        CaptureState::NamespaceMissing,
+                        format!("network namespace {n} not found"),
+                    ),
+                    (_, Some(e))
+                        if e.contains("Operation not permitted") || e.contains("denied") =>
+                    {
+                        (CaptureState::NoPrivilege, e.clone())
+                    }
+                    (_, Some(e)) => (CaptureState::OpenError, e.clone()),
+                    _ => (
+                        CaptureState::InterfaceMissing,
+                        format!("no interface {} found", a.ifname),
+                    ),
+                };
+                self.captures
+                    .set(eni, &a.account_id, ns, &a.ifname, state, &error);
+            }
+        }
+        self.captures.retain(&wanted.keys().cloned().collect());
+        // Flow log → the worst capture problem among the ENIs it covers.
+        let mut failing: BTreeMap<String, &'static str> = BTreeMap::new();
+        let mut covered: BTreeSet<String> = BTreeSet::new();
+        for (eni, a) in wanted {
+            let err = self
+                .captures
+                .state(eni)
+                .and_then(CaptureState::deliver_error);
+            for t in &a.targets {
+                covered.insert(t.flow_log_id.clone());
+                if let Some(err) = err {
+                    let slot = failing.entry(t.flow_log_id.clone()).or_insert(err);
+                    if err == "Access error" {
+                        *slot = err;
+                    }
+                }
+            }
+        }
+        for (fl, err) in &failing {
+            if self.capture_failed.get(fl) != Some(err) {
+                self.statuses
+                    .status_changed(fl, DeliverStatus::Failed, Some(err));
+            }
+        }
+        for fl in self.capture_failed.keys() {
+            if !failing.contains_key(fl) && covered.contains(fl) {
+                self.statuses
+                    .status_changed(fl, DeliverStatus::Success, None);
+            }
+        }
+        self.capture_failed = failing;
     }
 
     /// ENIs being captured now.

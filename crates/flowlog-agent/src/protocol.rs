@@ -25,6 +25,9 @@ pub struct SyncRequest {
     pub inventory: Option<String>,
     /// Delivery status changes since the last sync.
     pub statuses: Vec<StatusReport>,
+    /// Capture state of every monitored ENI (as of the previous pass).
+    #[serde(default)]
+    pub capture: Vec<crate::capture_state::CaptureReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

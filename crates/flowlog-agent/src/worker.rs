@@ -13,7 +13,9 @@ use std::sync::mpsc::Receiver;
 use flowlog_delivery::Delivery;
 use flowlog_live::{Capture, CaptureConfig, LiveError, RingConfig};
 
+use crate::capture_state::CaptureCounters;
 use crate::nflog_hub::NflogHubs;
+use flowlog_model::record::LogStatus;
 use flowlog_model::FlowRecord;
 
 /// Settings shared by every worker.
@@ -29,6 +31,10 @@ pub struct WorkerConfig {
     pub nflog_group: Option<u16>,
     /// Flow entries shared by every interface of the agent (`[agent] max_flows`).
     pub budget: Option<flowlog_flow::FlowBudget>,
+    /// Where open windows are checkpointed (None: not at all; a crash loses the window).
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// How often the open windows are checkpointed when they changed.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -39,6 +45,8 @@ impl Default for WorkerConfig {
             ring_mb: 16,
             nflog_group: None,
             budget: None,
+            checkpoint_dir: None,
+            checkpoint_every: Duration::from_secs(5),
         }
     }
 }
@@ -59,6 +67,7 @@ fn now_ns() -> u64 {
 impl Worker {
     /// Opens the interface and starts the thread. Fails when the interface cannot be
     /// opened (absent, no permission); the caller retries on its next pass.
+    #[allow(clippy::too_many_arguments)] // each is a separate fact of this ENI's capture
     pub fn start(
         eni_id: &str,
         account_id: &str,
@@ -67,6 +76,7 @@ impl Worker {
         cfg: &WorkerConfig,
         delivery: Delivery,
         hubs: &NflogHubs,
+        counters: Arc<CaptureCounters>,
     ) -> Result<Worker, LiveError> {
         let ring_cfg = RingConfig {
             block_size: 1 << 20,
@@ -99,10 +109,25 @@ impl Worker {
         let stop = Arc::new(AtomicBool::new(false));
         let (eni, account) = (eni_id.to_string(), account_id.to_string());
         let stop2 = stop.clone();
+        let ckpt = cfg.checkpoint_dir.as_ref().map(|d| Checkpoint {
+            path: crate::checkpoint::path(d, eni_id),
+            every: cfg.checkpoint_every.max(Duration::from_millis(100)),
+        });
         let settle = ccfg.block_timeout * 2 + Duration::from_millis(100);
+        counters
+            .flow_capacity
+            .store(ccfg.capacity as u64, Ordering::Relaxed);
         let thread = std::thread::Builder::new()
             .name(format!("capture-{ifname}"))
-            .spawn(move || run(capture, verdicts, stop2, settle, &eni, &account, &delivery))
+            .spawn(move || {
+                let ids = Ids {
+                    eni: &eni,
+                    account: &account,
+                };
+                run(
+                    capture, verdicts, stop2, settle, ids, &delivery, &counters, ckpt,
+                )
+            })
             .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
         tracing::info!(
             eni = eni_id,
@@ -135,22 +160,96 @@ impl Drop for Worker {
     }
 }
 
+struct Checkpoint {
+    path: std::path::PathBuf,
+    every: Duration,
+}
+
+struct Ids<'a> {
+    eni: &'a str,
+    account: &'a str,
+}
+
+/// Adds what the capture counted since the last call to the ENI's shared counters.
+struct Publish {
+    last: flowlog_live::LiveStats,
+}
+
+impl Publish {
+    fn stats(&mut self, s: &flowlog_live::LiveStats, entries: usize, c: &CaptureCounters) {
+        let add = |a: &std::sync::atomic::AtomicU64, now: u64, before: u64| {
+            a.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+        };
+        add(&c.packets, s.packets, self.last.packets);
+        add(&c.bytes, s.bytes, self.last.bytes);
+        add(&c.kernel_drops, s.kernel_drops, self.last.kernel_drops);
+        add(
+            &c.nflog_overruns,
+            s.nflog_overruns,
+            self.last.nflog_overruns,
+        );
+        c.flow_entries.store(entries as u64, Ordering::Relaxed);
+        self.last = s.clone();
+    }
+
+    fn records(batch: &[FlowRecord], c: &CaptureCounters) {
+        for r in batch {
+            let n = match r.status {
+                LogStatus::Ok => &c.records_ok,
+                LogStatus::NoData => &c.records_nodata,
+                LogStatus::SkipData => &c.records_skipdata,
+            };
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     mut capture: Capture<R, N>,
     verdicts: Option<Receiver<Arc<[u8]>>>,
     stop: Arc<AtomicBool>,
     settle: Duration,
-    eni: &str,
-    account: &str,
+    ids: Ids<'_>,
     delivery: &Delivery,
+    counters: &CaptureCounters,
+    ckpt: Option<Checkpoint>,
 ) {
+    let Ids { eni, account } = ids;
+    let mut last_ckpt = std::time::Instant::now();
+    let mut ckpt_packets = 0u64;
+    let mut saved: Vec<FlowRecord> = Vec::new();
+    let mut checkpoint = |capture: &Capture<R, N>, closed: bool| {
+        let Some(c) = &ckpt else { return };
+        let packets = capture.stats().packets + capture.stats().kernel_drops;
+        if !closed && (packets == ckpt_packets || last_ckpt.elapsed() < c.every) {
+            return;
+        }
+        saved.clear();
+        capture.snapshot(&mut |r| saved.push(r.into_record(account, eni)));
+        let done = if saved.is_empty() {
+            crate::checkpoint::remove(&c.path);
+            Ok(())
+        } else {
+            crate::checkpoint::write(&c.path, account, eni, &saved)
+        };
+        if let Err(e) = done {
+            tracing::warn!(eni, error = %e, path = %c.path.display(), "cannot checkpoint the open window");
+        }
+        ckpt_packets = packets;
+        last_ckpt = std::time::Instant::now();
+    };
+    let mut publish = Publish {
+        last: Default::default(),
+    };
     let mut batch: Vec<FlowRecord> = Vec::new();
     let deliver = |batch: &mut Vec<FlowRecord>| {
         if batch.is_empty() {
             return;
         }
+        Publish::records(batch, counters);
         if let Err(e) = delivery.submit(batch) {
-            tracing::error!(eni, error = %e, records = batch.len(), "cannot spool records");
+            tracing::error!(eni, error = %e, records = batch.len(), "cannot spool all records (the ones lost are counted in flowlog_delivery_records_dropped_total)");
         }
         batch.clear();
     };
@@ -165,7 +264,12 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
             }
         }
         capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
+        let closed = !batch.is_empty();
         deliver(&mut batch);
+        // After the closed windows are spooled, so the checkpoint never holds spooled records
+        // for longer than this call.
+        checkpoint(&capture, closed);
+        publish.stats(capture.stats(), capture.table_entries(), counters);
     }
     if let Err(e) = capture.finish(now_ns, settle, &mut |r| {
         batch.push(r.into_record(account, eni))
@@ -173,6 +277,10 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
         tracing::warn!(eni, error = %e, "error while flushing the last window");
     }
     deliver(&mut batch);
+    if let Some(c) = &ckpt {
+        crate::checkpoint::remove(&c.path);
+    }
+    publish.stats(capture.stats(), 0, counters);
     let s = capture.stats();
     tracing::info!(
         eni,

@@ -76,6 +76,11 @@ pub struct AgentSection {
     /// AF_PACKET ring size per interface in MiB.
     #[serde(default = "default_ring")]
     pub ring_mb: u32,
+    /// Seconds between checkpoints of the open capture window (under
+    /// `<data-dir>/checkpoint`): a kill -9 loses at most this much traffic. 0 = never (a
+    /// crash loses the open window, up to `window_secs`).
+    #[serde(default = "default_checkpoint")]
+    pub checkpoint_secs: f64,
 }
 
 impl Default for AgentSection {
@@ -89,8 +94,13 @@ impl Default for AgentSection {
             capacity: default_capacity(),
             max_flows: default_max_flows(),
             ring_mb: default_ring(),
+            checkpoint_secs: default_checkpoint(),
         }
     }
+}
+
+fn default_checkpoint() -> f64 {
+    5.0
 }
 
 fn default_true() -> bool {
@@ -244,10 +254,44 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Reads and checks a config file; relative `data_dir` and `[agent] inventory` paths are
+    /// taken relative to the file's folder (not the current directory).
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read config file {} (check the path given to --config / FLOWLOG_CONFIG)",
+                path.display()
+            )
+        })?;
+        let mut c = Config::parse(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(d) = c.data_dir.as_mut() {
+            rebase(d);
+        }
+        if let Some(i) = c.agent.inventory.as_mut() {
+            rebase(i);
+        }
+        Ok(c)
+    }
+
+    /// The data dir of a client command (`credentials`, `logs`): `--data-dir`, else the
+    /// config's `data_dir`, else `./.flowlog`; with the loaded config when one was given.
+    pub fn client_data_dir(
+        data_dir: Option<&Path>,
+        config: Option<&Path>,
+    ) -> anyhow::Result<(PathBuf, Option<Config>)> {
+        let config = config.map(Config::load).transpose()?;
+        let dir = data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| config.as_ref().and_then(|c| c.data_dir.clone()))
+            .unwrap_or_else(|| PathBuf::from(".flowlog"));
+        Ok((dir, config))
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Config> {
@@ -274,6 +318,14 @@ impl Config {
         }
         if self.agent.window_secs == 0 {
             bail!("agent.window_secs must be at least 1");
+        }
+        if self.delivery.window_secs == 0 {
+            bail!("[delivery] window_secs must be at least 1 (AWS: 300)");
+        }
+        if !(self.agent.checkpoint_secs.is_finite()
+            && (self.agent.checkpoint_secs == 0.0 || self.agent.checkpoint_secs >= 0.1))
+        {
+            bail!("agent.checkpoint_secs must be 0 (off) or at least 0.1");
         }
         if !(self.agent.sync_secs.is_finite() && self.agent.sync_secs >= 0.1) {
             bail!("agent.sync_secs must be at least 0.1");
@@ -392,5 +444,28 @@ mod tests {
         assert!(Config::parse("account_id = \"12\"").is_err());
         let c = Config::parse("").unwrap();
         assert_eq!(c.api.max_flow_logs_per_resource, 2);
+        let e = Config::parse("[delivery]\nwindow_secs = 0").unwrap_err();
+        assert!(e.to_string().contains("window_secs"), "{e}");
+        assert!(Config::parse("[agent]\ncheckpoint_secs = 0.01").is_err());
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("o10-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("flowlog.toml");
+        std::fs::write(
+            &p,
+            "data_dir = \"state\"\n[agent]\ninventory = \"inv.toml\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.data_dir.unwrap(), dir.join("state"));
+        assert_eq!(c.agent.inventory.unwrap(), dir.join("inv.toml"));
+        let (d, _) = Config::client_data_dir(None, Some(&p)).unwrap();
+        assert_eq!(d, dir.join("state"));
+        let e = Config::load(&dir.join("missing.toml")).unwrap_err();
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

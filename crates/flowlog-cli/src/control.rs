@@ -6,13 +6,20 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use flowlog_agent::{Assignment, ControlPlane, SyncRequest, SyncResponse, TargetSpec};
+use flowlog_agent::{
+    Assignment, CaptureReport, CaptureState, ControlPlane, SyncRequest, SyncResponse, TargetSpec,
+};
 use flowlog_inventory::{Binding, Inventory};
 use flowlog_store::Store;
 
 /// Tag naming the host whose agent captures an ENI; ENIs without it are captured by every
 /// agent that has the bound interface.
 pub const HOST_TAG: &str = "flowlog:host";
+/// Tag carrying an ENI's capture state as its agent last reported it (`capturing`,
+/// `no-privilege`, `interface-missing`, `namespace-missing`, `open-error`).
+pub const CAPTURE_TAG: &str = "flowlog:capture";
+/// Tag carrying why an ENI is not captured, with the fix (absent while capturing).
+pub const CAPTURE_REASON_TAG: &str = "flowlog:capture-reason";
 
 /// Hosts whose last inventory is remembered (to write only on change).
 const MAX_REMEMBERED_HOSTS: usize = 10_000;
@@ -86,6 +93,7 @@ impl LocalControl {
                 eni.tags.push((HOST_TAG.to_string(), req.host.clone()));
             }
         }
+        note_capture(&mut inv.enis, &req.capture);
         let key = (account.to_string(), req.host.clone());
         // An ENI another host captures stays that host's: a sync may not re-home it (which
         // would silently stop the other host's capture).
@@ -171,6 +179,31 @@ impl LocalControl {
             })
             .collect();
         Ok(SyncResponse { assignments })
+    }
+}
+
+/// Reflects the agent's capture reports on its ENIs: the tags `flowlog:capture` (state) and
+/// `flowlog:capture-reason` (error and fix), visible in DescribeNetworkInterfaces; an ENI whose
+/// interface or namespace is missing is `available` (AWS: detached), one that exists but cannot
+/// be captured stays `in-use`. (Its flow logs' `DeliverLogsStatus` comes from the agent's
+/// status reports.)
+fn note_capture(enis: &mut [flowlog_model::NetworkInterface], reports: &[CaptureReport]) {
+    for eni in enis {
+        let Some(r) = reports.iter().find(|r| r.eni_id == eni.id) else {
+            continue;
+        };
+        eni.tags
+            .push((CAPTURE_TAG.to_string(), r.state.as_str().to_string()));
+        if r.state != CaptureState::Capturing {
+            let reason: String = r.reason.chars().take(256).collect();
+            eni.tags.push((CAPTURE_REASON_TAG.to_string(), reason));
+        }
+        if matches!(
+            r.state,
+            CaptureState::InterfaceMissing | CaptureState::NamespaceMissing
+        ) {
+            eni.status = "available".to_string();
+        }
     }
 }
 

@@ -59,11 +59,26 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(StoredCredential, bool
 
 pub fn load(data_dir: &Path) -> anyhow::Result<StoredCredential> {
     let p = path(data_dir);
-    let meta = std::fs::metadata(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    let meta = std::fs::metadata(&p).with_context(|| {
+        format!(
+            "cannot read {}: start `flowlog serve` first, or pass the server's --data-dir / --config",
+            p.display()
+        )
+    })?;
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(path = %p.display(), "credentials file is readable by others; run chmod 600 on it");
     }
-    let text = std::fs::read_to_string(&p)?;
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            anyhow::anyhow!(
+                "permission denied reading {} (mode 0600, owned by the user that ran `flowlog serve`, e.g. root after `sudo flowlog serve`): run this command as that user (`sudo flowlog credentials ...`), or `sudo chown $USER {}`",
+                p.display(),
+                p.display()
+            )
+        } else {
+            anyhow::anyhow!("cannot read {}: {e}", p.display())
+        }
+    })?;
     toml::from_str(&text).with_context(|| format!("invalid credentials file {}", p.display()))
 }
 

@@ -8,6 +8,7 @@ mod control;
 mod credentials;
 mod http;
 mod logging;
+mod metrics;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,9 @@ enum Command {
     Credentials(cmd::credentials::Args),
     /// Read CloudWatch Logs events kept by the embedded store (get, tail, filter).
     Logs(cmd::logs::Args),
+    /// Show what a running server is doing: ENIs and their capture state, flow logs with
+    /// delivery status and lag, the spool backlog.
+    Status(cmd::status::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => cmd::logs::run(args),
         Command::Credentials(args) => cmd::credentials::run(args),
         Command::Agent(args) => cmd::agent::run(args),
+        Command::Status(args) => cmd::status::run(args),
     }
 }

@@ -28,6 +28,6 @@ pub use error::{DeliveryError, FailureKind};
 pub use metrics::Metrics;
 pub use router::Router;
 pub use s3::BucketCheck;
-pub use service::{Delivery, SubmitSummary};
+pub use service::{Delivery, FlowLogBacklog, SubmitSummary};
 pub use status::{DropReport, RecordingListener, StatusListener};
 pub use target::{Destination, FlowLogTarget};

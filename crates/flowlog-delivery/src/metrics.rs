@@ -15,7 +15,28 @@ pub struct SinkMetrics {
     pub dropped_too_old: AtomicU64,
     pub dropped_too_new: AtomicU64,
     pub dropped_rejected: AtomicU64,
+    /// Records the spool could not store: no space left (ENOSPC, EDQUOT).
+    pub dropped_disk_full: AtomicU64,
+    /// Records the spool could not store for another IO error.
+    pub dropped_spool_error: AtomicU64,
+    /// Records of flow logs deleted before they were delivered.
+    pub dropped_flow_log_deleted: AtomicU64,
     pub bytes_delivered: AtomicU64,
+    pub failures_access: AtomicU64,
+    pub failures_rate_limited: AtomicU64,
+    pub failures_unknown: AtomicU64,
+}
+
+impl SinkMetrics {
+    /// Counts a failed attempt by the reason DescribeFlowLogs shows for it.
+    pub fn failed(&self, kind: crate::FailureKind) {
+        match kind {
+            crate::FailureKind::AccessError => &self.failures_access,
+            crate::FailureKind::RateLimited => &self.failures_rate_limited,
+            crate::FailureKind::Unknown => &self.failures_unknown,
+        }
+        .fetch_add(1, Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -25,6 +46,8 @@ pub struct Metrics {
     pub records_unrouted: AtomicU64,
     pub spool_bytes: AtomicU64,
     pub spool_units: AtomicU64,
+    /// Age of the oldest undelivered sealed unit, from its window's end (0 when none).
+    pub lag_seconds: AtomicU64,
 }
 
 impl Metrics {
@@ -79,6 +102,9 @@ impl Metrics {
                 ("too_old", &m.dropped_too_old),
                 ("too_new", &m.dropped_too_new),
                 ("rejected", &m.dropped_rejected),
+                ("disk_full", &m.dropped_disk_full),
+                ("spool_error", &m.dropped_spool_error),
+                ("flow_log_deleted", &m.dropped_flow_log_deleted),
             ] {
                 let _ = writeln!(
                     out,
@@ -87,6 +113,29 @@ impl Metrics {
                 );
             }
         }
+        let name = "flowlog_delivery_failures_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Failed delivery attempts, by the DeliverLogsErrorMessage they cause.\n# TYPE {name} counter"
+        );
+        for (label, m) in sinks {
+            for (reason, v) in [
+                ("access_error", &m.failures_access),
+                ("rate_limited", &m.failures_rate_limited),
+                ("unknown_error", &m.failures_unknown),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{sink=\"{label}\",reason=\"{reason}\"}} {}",
+                    v.load(Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flowlog_delivery_lag_seconds Age of the oldest undelivered batch since its window ended (0 when the spool holds no sealed batch).\n# TYPE flowlog_delivery_lag_seconds gauge\nflowlog_delivery_lag_seconds {}",
+            self.lag_seconds.load(Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP flowlog_delivery_records_unrouted_total Records of ENIs no flow log covers.\n# TYPE flowlog_delivery_records_unrouted_total counter\nflowlog_delivery_records_unrouted_total {}",

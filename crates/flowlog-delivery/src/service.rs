@@ -50,6 +50,9 @@ struct Inner {
     cfg: DeliveryConfig,
     spool: Mutex<Spool>,
     router: RwLock<Router>,
+    /// Flow logs of the last `set_targets`; None until the first (then nothing is dropped
+    /// for being unknown: the spool may hold records from before a restart).
+    live: RwLock<Option<std::collections::HashSet<String>>>,
     s3: S3Sink,
     cwl: CwlSink,
     metrics: Arc<Metrics>,
@@ -57,6 +60,20 @@ struct Inner {
     backoff: Mutex<HashMap<String, Backoff>>,
     notify: Notify,
     limits: Limits,
+}
+
+/// One flow log's share of the spool (`flowlog status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FlowLogBacklog {
+    pub flow_log_id: String,
+    /// Sealed batches waiting for the destination.
+    pub units: u64,
+    pub records: u64,
+    pub bytes: u64,
+    /// Records in windows still open (not yet due).
+    pub open_records: u64,
+    /// Age of the oldest sealed batch since its window ended.
+    pub lag_seconds: u64,
 }
 
 /// The delivery service; cheap to clone.
@@ -130,6 +147,7 @@ impl Delivery {
                 cfg,
                 spool: Mutex::new(spool),
                 router: RwLock::new(Router::default()),
+                live: RwLock::new(None),
                 s3,
                 cwl,
                 metrics,
@@ -142,8 +160,22 @@ impl Delivery {
     }
 
     /// Replaces the active targets: (ENI id, flow log covering it).
+    /// Records spooled for a flow log that is not among them are dropped (counted as
+    /// `flow_log_deleted`) instead of being retried forever.
     pub fn set_targets(&self, targets: impl IntoIterator<Item = (String, FlowLogTarget)>) {
+        let targets: Vec<(String, FlowLogTarget)> = targets.into_iter().collect();
+        let live = targets.iter().map(|(_, t)| t.flow_log_id.clone()).collect();
         *self.inner.router.write().unwrap_or_else(|e| e.into_inner()) = Router::new(targets);
+        *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = Some(live);
+        self.inner.notify.notify_one();
+    }
+
+    /// Whether none of `ids` is a current flow log (known only after the first `set_targets`).
+    fn all_deleted(&self, ids: &[String]) -> bool {
+        match &*self.inner.live.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(live) => !ids.iter().any(|id| live.contains(id)),
+            None => false,
+        }
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -169,20 +201,73 @@ impl Delivery {
         };
         m.records_unrouted.fetch_add(routed.unrouted, Relaxed);
         let mut spool = lock(&self.inner.spool);
+        // Whatever cannot be written (disk full) is counted dropped, logged, and shows as
+        // FAILED (Unknown error) until a later delivery succeeds; nothing vanishes unseen.
+        let mut first_err: Option<DeliveryError> = None;
         for s in &routed.s3 {
-            spool.append_s3(s)?;
-            sum.s3_records += s.lines.len() as u64;
+            let total = s.lines.len() as u64;
+            let written = match spool.append_s3(s) {
+                Ok(()) => total,
+                Err(p) => {
+                    self.write_failed(
+                        std::slice::from_ref(&s.target.flow_log_id),
+                        total - p.written,
+                        &p.error,
+                        true,
+                    );
+                    first_err = first_err.or(Some(p.error));
+                    p.written
+                }
+            };
+            sum.s3_records += written;
         }
         for c in &routed.cwl {
-            spool.push_cwl(c)?;
-            sum.cwl_events += c.events.len() as u64;
+            let total = c.events.len() as u64;
+            match spool.push_cwl(c) {
+                Ok(()) => sum.cwl_events += total,
+                Err(e) => {
+                    self.write_failed(&c.flow_log_ids, total, &e, false);
+                    first_err = first_err.or(Some(e));
+                }
+            }
         }
         m.s3.records_received.fetch_add(sum.s3_records, Relaxed);
         m.cwl.records_received.fetch_add(sum.cwl_events, Relaxed);
         sum.dropped_windows = self.enforce_bound(&mut spool)?;
         drop(spool);
         self.inner.notify.notify_one();
-        Ok(sum)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(sum),
+        }
+    }
+
+    /// Accounts for records the spool could not store.
+    fn write_failed(&self, flow_log_ids: &[String], records: u64, e: &DeliveryError, s3: bool) {
+        if records == 0 {
+            return;
+        }
+        // Linux ENOSPC and EDQUOT (`ErrorKind::StorageFull` needs a newer Rust than ours).
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        let disk_full = matches!(e, DeliveryError::Io(io)
+            if matches!(io.raw_os_error(), Some(ENOSPC) | Some(EDQUOT)));
+        let m = if s3 {
+            &self.inner.metrics.s3
+        } else {
+            &self.inner.metrics.cwl
+        };
+        if disk_full {
+            m.dropped_disk_full.fetch_add(records, Relaxed);
+        } else {
+            m.dropped_spool_error.fetch_add(records, Relaxed);
+        }
+        tracing::error!(error = %e, records, flow_log_ids = ?flow_log_ids,
+            reason = if disk_full { "disk_full" } else { "spool_error" },
+            "cannot spool records: dropped (counted in flowlog_delivery_records_dropped_total)");
+        self.inner
+            .status
+            .report(flow_log_ids, Some(FailureKind::Unknown));
     }
 
     fn enforce_bound(&self, spool: &mut Spool) -> Result<usize, DeliveryError> {
@@ -236,6 +321,21 @@ impl Delivery {
         let mut failed_dest: Vec<String> = Vec::new();
         for u in units {
             let dest = u.meta.destination();
+            let ids = u.meta.flow_log_ids();
+            if self.all_deleted(&ids) {
+                let mut spool = lock(&self.inner.spool);
+                spool.complete(&u.name)?;
+                self.update_gauges(&spool);
+                let m = if u.meta.is_s3() {
+                    &self.inner.metrics.s3
+                } else {
+                    &self.inner.metrics.cwl
+                };
+                m.dropped_flow_log_deleted
+                    .fetch_add(u.meta.records(), Relaxed);
+                tracing::info!(flow_log_ids = ?ids, records = u.meta.records(), "flow log deleted: its spooled records are dropped");
+                continue;
+            }
             if failed_dest.contains(&dest) || self.backing_off(&dest) {
                 sum.remaining_units += 1;
                 continue;
@@ -263,6 +363,7 @@ impl Delivery {
                         &self.inner.metrics.cwl
                     };
                     sink.retries.fetch_add(1, Relaxed);
+                    sink.failed(kind);
                     self.back_off(&dest, kind);
                     self.inner.status.report(&u.meta.flow_log_ids(), Some(kind));
                     failed_dest.push(dest);
@@ -443,6 +544,51 @@ impl Delivery {
             )
             .await;
         }
+    }
+
+    /// Updates the spool gauges and the delivery lag for a scrape at `now`.
+    pub fn refresh_gauges(&self, now: u64) {
+        let spool = lock(&self.inner.spool);
+        self.update_gauges(&spool);
+        let window = self.inner.cfg.window_secs.max(1);
+        let lag = spool
+            .units()
+            .iter()
+            .map(|u| now.saturating_sub(u.meta.window_start() + window))
+            .max()
+            .unwrap_or(0);
+        self.inner.metrics.lag_seconds.store(lag, Relaxed);
+    }
+
+    /// What is still spooled, per flow log: sealed units (and their records and bytes) with
+    /// the lag of the oldest, and records in open segments (windows not yet closed).
+    pub fn backlog(&self, now: u64) -> Vec<FlowLogBacklog> {
+        let spool = lock(&self.inner.spool);
+        let window = self.inner.cfg.window_secs.max(1);
+        let mut by: std::collections::BTreeMap<String, FlowLogBacklog> = Default::default();
+        for u in spool.units() {
+            for id in u.meta.flow_log_ids() {
+                let b = by.entry(id.clone()).or_insert_with(|| FlowLogBacklog {
+                    flow_log_id: id,
+                    ..Default::default()
+                });
+                b.units += 1;
+                b.records += u.meta.records();
+                b.bytes += u.bytes;
+                b.lag_seconds = b
+                    .lag_seconds
+                    .max(now.saturating_sub(u.meta.window_start() + window));
+            }
+        }
+        for (id, records) in spool.open_records() {
+            by.entry(id.clone())
+                .or_insert_with(|| FlowLogBacklog {
+                    flow_log_id: id,
+                    ..Default::default()
+                })
+                .open_records += records;
+        }
+        by.into_values().collect()
     }
 
     /// Units and bytes still spooled.

@@ -106,6 +106,46 @@ struct Segment {
     file: File,
     bytes: u64,
     records: u64,
+    /// Length of the file: a failed append is cut back to it, so a disk-full write never
+    /// leaves half a line in the middle of a segment.
+    len: u64,
+}
+
+impl Segment {
+    /// Appends `buf` (`records` whole lines, `bytes` toward the object cap) and syncs; on any
+    /// error the file is cut back to what it held, and the counts stay as they were.
+    fn append(&mut self, buf: &[u8], records: u64, bytes: u64) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let wrote = self.file.write_all(buf).and_then(|_| self.file.sync_data());
+        match wrote {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                self.records += records;
+                self.bytes += bytes;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                let _ = self.file.seek(SeekFrom::End(0));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// An append that stored only part of its records: `written` are durable, the rest are not.
+#[derive(Debug)]
+pub struct PartialWrite {
+    pub written: u64,
+    pub error: DeliveryError,
+}
+
+impl From<PartialWrite> for DeliveryError {
+    fn from(p: PartialWrite) -> Self {
+        p.error
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -208,16 +248,22 @@ impl Spool {
             let path = entry?.path();
             if path.extension().and_then(|e| e.to_str()) == Some("seg") {
                 match recover_segment(&path) {
-                    Ok(seg) => recovered.push(seg),
+                    Ok(Some(seg)) => recovered.push(seg),
+                    // Created but its meta line never made it to disk: it holds no record.
+                    Ok(None) => {
+                        let _ = fs::remove_file(&path);
+                    }
                     Err(e) => {
-                        tracing::warn!(%e, path = %path.display(), "unreadable open segment moved aside");
+                        tracing::error!(%e, path = %path.display(), "unreadable open segment moved aside (its records cannot be delivered)");
                         let _ = fs::rename(&path, path.with_extension("bad"));
                     }
                 }
             }
         }
         for seg in recovered {
-            spool.seal(seg)?;
+            if let Err(e) = spool.seal(seg) {
+                tracing::warn!(error = %e, "cannot seal a recovered segment yet; it stays spooled and is retried");
+            }
         }
         Ok(spool)
     }
@@ -240,13 +286,21 @@ impl Spool {
         self.open.is_empty() && self.ready.is_empty()
     }
 
+    /// Records in open segments, per flow log.
+    pub fn open_records(&self) -> Vec<(String, u64)> {
+        self.open
+            .values()
+            .map(|s| (s.meta.flow_log_id.clone(), s.records))
+            .collect()
+    }
+
     pub fn open_segments(&self) -> usize {
         self.open.len()
     }
 
     /// Appends one flow log's S3 lines to the open segment of each line's window (by record
     /// `end`), closing a segment early at `max_object_bytes`. Durable on return.
-    pub fn append_s3(&mut self, s3: &S3Lines) -> Result<(), DeliveryError> {
+    pub fn append_s3(&mut self, s3: &S3Lines) -> Result<(), PartialWrite> {
         let t = &s3.target;
         let crate::target::Destination::S3 { bucket, prefix } = &t.destination else {
             return Ok(());
@@ -256,23 +310,30 @@ impl Spool {
         for (end, line) in &s3.lines {
             by_window.entry(end - end % window).or_default().push(line);
         }
-        let mut touched: Vec<(String, u64)> = Vec::new();
+        let mut written = 0u64;
+        let fail = |written: u64, e: DeliveryError| PartialWrite { written, error: e };
         for (window_start, lines) in by_window {
             let key = (t.flow_log_id.clone(), window_start);
             // Lines are collected and written in one call per segment, not one per record.
             let mut buf: Vec<u8> = Vec::with_capacity(lines.len() * 128);
+            let (mut n, mut add_bytes) = (0u64, 0u64);
             for line in lines {
                 let add = line.len() as u64 + 1;
-                let full = self
-                    .open
-                    .get(&key)
-                    .is_some_and(|s| s.records > 0 && s.bytes + add > self.limits.max_object_bytes);
+                let full = self.open.get(&key).is_some_and(|s| {
+                    s.records + n > 0 && s.bytes + add_bytes + add > self.limits.max_object_bytes
+                });
                 if full {
-                    let mut seg = self.open.remove(&key).expect("checked above");
-                    seg.file.write_all(&buf)?;
+                    let seg = self.open.get_mut(&key).expect("checked above");
+                    seg.append(&buf, n, add_bytes)
+                        .map_err(|e| fail(written, e.into()))?;
+                    written += n;
+                    (n, add_bytes) = (0, 0);
                     buf.clear();
-                    seg.file.sync_data()?;
-                    self.seal(seg)?;
+                    // A failed seal keeps the segment open (and over the cap): retried on the
+                    // next append or pass, never lost.
+                    if let Err(e) = self.seal_key(&key) {
+                        tracing::warn!(error = %e, "cannot seal a full segment; will retry");
+                    }
                 }
                 if !self.open.contains_key(&key) {
                     let meta = SegmentMeta {
@@ -285,23 +346,18 @@ impl Spool {
                         window_start,
                         batch_id: new_batch_id(),
                     };
-                    let seg = self.create_segment(meta)?;
+                    let seg = self.create_segment(meta).map_err(|e| fail(written, e))?;
                     self.open.insert(key.clone(), seg);
                 }
-                let seg = self.open.get_mut(&key).expect("inserted above");
                 buf.extend_from_slice(line.as_bytes());
                 buf.push(b'\n');
-                seg.bytes += add;
-                seg.records += 1;
+                n += 1;
+                add_bytes += add;
             }
             if let Some(seg) = self.open.get_mut(&key) {
-                seg.file.write_all(&buf)?;
-            }
-            touched.push(key);
-        }
-        for key in touched {
-            if let Some(seg) = self.open.get(&key) {
-                seg.file.sync_data()?;
+                seg.append(&buf, n, add_bytes)
+                    .map_err(|e| fail(written, e.into()))?;
+                written += n;
             }
         }
         Ok(())
@@ -314,13 +370,24 @@ impl Spool {
             meta.window_start,
             meta.batch_id
         ));
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         let head =
             serde_json::to_string(&meta).map_err(|e| DeliveryError::Config(e.to_string()))?;
-        file.write_all(head.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        sync_dir(&self.dir.join("open"))?;
+        let made = (|| {
+            let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+            file.write_all(head.as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            sync_dir(&self.dir.join("open"))?;
+            Ok::<_, std::io::Error>(file)
+        })();
+        let file = match made {
+            Ok(f) => f,
+            Err(e) => {
+                // No half-written segment is left behind (it would hold no record anyway).
+                let _ = fs::remove_file(&path);
+                return Err(e.into());
+            }
+        };
         // Size counts toward the object cap as the header line does in the object.
         let bytes = meta.header.len() as u64 + 1;
         Ok(Segment {
@@ -329,12 +396,44 @@ impl Spool {
             file,
             bytes,
             records: 0,
+            len: head.len() as u64 + 1,
         })
     }
 
     /// Turns a segment into a ready unit: header + lines gzip-compressed under the segment's
     /// deterministic key, then removes the segment.
+    /// Seals the open segment under `key`; it leaves `open` only once its unit is durable, so
+    /// a failed seal (disk full) keeps it for the next try.
+    fn seal_key(&mut self, key: &(String, u64)) -> Result<(), DeliveryError> {
+        let Some(seg) = self.open.get(key) else {
+            return Ok(());
+        };
+        let unit = self.write_sealed(seg)?;
+        let seg = self.open.remove(key).expect("present above");
+        self.finish_seal(seg, unit)
+    }
+
+    /// Seals a segment that is not in `open` (recovery); on failure it is kept in `open`.
     fn seal(&mut self, seg: Segment) -> Result<(), DeliveryError> {
+        match self.write_sealed(&seg) {
+            Ok(unit) => self.finish_seal(seg, unit),
+            Err(e) => {
+                let key = (seg.meta.flow_log_id.clone(), seg.meta.window_start);
+                self.open.entry(key).or_insert(seg);
+                Err(e)
+            }
+        }
+    }
+
+    fn finish_seal(&mut self, seg: Segment, unit: UnitInfo) -> Result<(), DeliveryError> {
+        drop(seg.file);
+        remove_if_exists(&seg.path)?;
+        sync_dir(&self.dir.join("open"))?;
+        self.ready.insert(unit.name.clone(), unit);
+        Ok(())
+    }
+
+    fn write_sealed(&self, seg: &Segment) -> Result<UnitInfo, DeliveryError> {
         let m = &seg.meta;
         let batch = format!("{}/{}", self.agent_id, m.batch_id);
         let key = ObjectName {
@@ -363,16 +462,11 @@ impl Spool {
             let mut gz = GzEncoder::new(w, Compression::default());
             gz.write_all(header.as_bytes())?;
             gz.write_all(b"\n")?;
-            std::io::copy(&mut reader, &mut gz)?;
+            std::io::copy(&mut reader.take(seg.len), &mut gz)?;
             gz.finish()?;
             Ok(())
         })?;
-        drop(seg.file);
-        fs::remove_file(&seg.path)?;
-        sync_dir(&self.dir.join("open"))?;
-        self.ready
-            .insert(name.clone(), UnitInfo { name, meta, bytes });
-        Ok(())
+        Ok(UnitInfo { name, meta, bytes })
     }
 
     fn write_unit(
@@ -384,18 +478,22 @@ impl Spool {
         let dir = self.dir.join("ready");
         let tmp = dir.join(format!("{name}.tmp"));
         let path = dir.join(format!("{name}.unit"));
-        {
+        let head = serde_json::to_string(meta).map_err(|e| DeliveryError::Config(e.to_string()))?;
+        let wrote = (|| {
             let mut f = std::io::BufWriter::new(File::create(&tmp)?);
-            let head =
-                serde_json::to_string(meta).map_err(|e| DeliveryError::Config(e.to_string()))?;
             f.write_all(head.as_bytes())?;
             f.write_all(b"\n")?;
             body(&mut f)?;
             let f = f.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            sync_dir(&dir)
+        })();
+        if let Err(e) = wrote {
+            // Disk full or the like: no `.tmp` is left to pile up; the caller keeps its data.
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
         }
-        fs::rename(&tmp, &path)?;
-        sync_dir(&dir)?;
         Ok(fs::metadata(&path)?.len())
     }
 
@@ -440,11 +538,19 @@ impl Spool {
             .filter(|(_, w)| w + window + grace <= now)
             .cloned()
             .collect();
+        let mut sealed = 0;
+        let mut first_err = None;
         for k in &due {
-            let seg = self.open.remove(k).expect("key listed above");
-            self.seal(seg)?;
+            match self.seal_key(k) {
+                Ok(()) => sealed += 1,
+                // Stays open and due: the next pass tries again.
+                Err(e) => first_err = first_err.or(Some(e)),
+            }
         }
-        Ok(due.len())
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(sealed),
+        }
     }
 
     /// Seals every open segment (shutdown, flush).
@@ -577,14 +683,15 @@ fn read_meta(path: &Path) -> Result<UnitMeta, DeliveryError> {
     serde_json::from_str(&head).map_err(|e| DeliveryError::Rejected(format!("corrupt unit: {e}")))
 }
 
-fn recover_segment(path: &Path) -> Result<Segment, DeliveryError> {
+/// An open segment left by a previous run; `None` when its meta line is incomplete (then it
+/// holds no record: records are appended only after the meta line is synced).
+fn recover_segment(path: &Path) -> Result<Option<Segment>, DeliveryError> {
     let mut file = OpenOptions::new().read(true).append(true).open(path)?;
     let mut data = Vec::new();
     file.read_to_end(&mut data)?;
-    let nl = data
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| DeliveryError::Rejected("segment without meta".into()))?;
+    let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+        return Ok(None);
+    };
     let meta: SegmentMeta = serde_json::from_slice(&data[..nl])
         .map_err(|e| DeliveryError::Rejected(format!("corrupt segment: {e}")))?;
     // Cut a torn last line (crash in the middle of an append).
@@ -603,13 +710,14 @@ fn recover_segment(path: &Path) -> Result<Segment, DeliveryError> {
         .filter(|&&b| b == b'\n')
         .count() as u64;
     let bytes = meta.header.len() as u64 + 1 + (complete - nl - 1) as u64;
-    Ok(Segment {
+    Ok(Some(Segment {
         path: path.to_path_buf(),
         meta,
         file,
         bytes,
         records,
-    })
+        len: complete as u64,
+    }))
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DeliveryError> {

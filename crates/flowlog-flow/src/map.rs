@@ -424,6 +424,11 @@ impl<E: Entry> FlowMap<E> {
         v
     }
 
+    /// The entries in insertion order; the map is unchanged (checkpoints read them).
+    pub fn entries(&self) -> &[E] {
+        &self.entries
+    }
+
     /// Empties the map (capacity kept).
     pub fn clear(&mut self) {
         if !self.entries.is_empty() {
@@ -453,7 +458,7 @@ mod tests {
     fn key(i: u32) -> FlowKey {
         FlowKey {
             eni: i % 3,
-            family: if i % 4 == 0 { Family::V6 } else { Family::V4 },
+            family: if i.is_multiple_of(4) { Family::V6 } else { Family::V4 },
             src: {
                 let mut a = [0u8; 16];
                 a[..4].copy_from_slice(&i.to_be_bytes());

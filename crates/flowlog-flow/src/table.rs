@@ -564,6 +564,62 @@ impl FlowTable {
         }
     }
 
+    /// The records the open windows would close with now (OK and SKIPDATA, no NODATA),
+    /// leaving the table unchanged: what a checkpoint saves so a crash loses at most the
+    /// traffic since the last one.
+    pub fn snapshot(&self, sink: &mut impl FnMut(WindowRecord)) {
+        let mut items: Vec<(FlowKey, Counters)> = Vec::new();
+        for w in &self.windows {
+            items.clear();
+            items.extend(
+                w.flows
+                    .v4
+                    .entries()
+                    .iter()
+                    .map(|e| (e.key(), *e.counters())),
+            );
+            items.extend(
+                w.flows
+                    .v6
+                    .entries()
+                    .iter()
+                    .map(|e| (e.key(), *e.counters())),
+            );
+            // the order closing gives: (ENI, first second, key)
+            items.sort_unstable_by(|a, b| {
+                (a.0.eni, a.1.first, &a.0).cmp(&(b.0.eni, b.1.first, &b.0))
+            });
+            for (k, c) in items.iter().filter(|(_, c)| c.packets() > 0) {
+                sink(WindowRecord {
+                    eni: k.eni,
+                    start: w.start + c.first as u64,
+                    end: w.start + c.last as u64,
+                    traffic: Some(Traffic {
+                        src: addr(k.family, &k.src),
+                        dst: addr(k.family, &k.dst),
+                        src_port: k.src_port,
+                        dst_port: k.dst_port,
+                        protocol: k.protocol,
+                        packets: c.packets(),
+                        bytes: c.bytes,
+                        action: k.action,
+                        tcp_flags: c.tcp_flags(),
+                    }),
+                    status: LogStatus::Ok,
+                });
+            }
+            for &(eni, _) in &w.skipped {
+                sink(WindowRecord {
+                    eni,
+                    start: w.start,
+                    end: w.start + self.interval,
+                    traffic: None,
+                    status: LogStatus::SkipData,
+                });
+            }
+        }
+    }
+
     /// Like [`FlowTable::close_until`], naming ENIs by index into `names` (account id,
     /// interface id); unknown indexes are named `unknown`.
     pub fn drain_records(

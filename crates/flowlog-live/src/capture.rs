@@ -80,6 +80,8 @@ pub struct LiveStats {
     pub frames: u64,
     /// Wire packets counted (GSO frames expanded).
     pub packets: u64,
+    /// IP bytes of those packets (the IP length, as records count them).
+    pub bytes: u64,
     /// GSO/GRO super-frames among the frames.
     pub gso_frames: u64,
     /// Frames the parser skipped, by reason.
@@ -173,6 +175,16 @@ impl<R: Source, N: Source> Capture<R, N> {
 
     pub fn stats(&self) -> &LiveStats {
         &self.counter.stats
+    }
+
+    /// The records of the open windows as they stand (see `FlowTable::snapshot`).
+    pub fn snapshot(&self, sink: &mut impl FnMut(WindowRecord)) {
+        self.counter.table.snapshot(sink)
+    }
+
+    /// Flow entries held across the open windows (against `CaptureConfig::capacity`).
+    pub fn table_entries(&self) -> usize {
+        self.counter.table.len()
     }
 
     /// Reads what the kernel has: ring blocks (waiting up to `wait` for the first), then
@@ -319,6 +331,7 @@ impl Counter {
             None => (1, u64::from(meta.ip_len)),
         };
         self.stats.packets += packets;
+        self.stats.bytes += bytes;
         self.table
             .add_counts(ENI, &meta, ts_ns, Action::Accept, packets, bytes);
     }

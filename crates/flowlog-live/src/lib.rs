@@ -19,6 +19,6 @@ pub mod tpacket;
 pub use capture::{Capture, CaptureConfig, LiveStats};
 pub use error::{LiveError, Result};
 pub use nflog::NflogConfig;
-pub use open::{netns_path, open, open_nflog, Opened};
+pub use open::{missing_capabilities, netns_path, open, open_nflog, Opened};
 pub use source::{FakeSource, Source};
 pub use sys::ring::RingConfig;

@@ -99,3 +99,52 @@ fn bind_group(sock: &mut NetlinkSocket, cfg: &NflogConfig) -> Result<()> {
         }
     }
 }
+
+/// Capabilities live capture needs that this process lacks in its effective set, read from
+/// `/proc/self/status` (`CapEff`). Empty when capture can work (root has them all).
+/// `CAP_NET_RAW` opens the ring, `CAP_NET_ADMIN` binds NFLOG, `CAP_SYS_ADMIN` enters another
+/// namespace. Reading the set beats trying a socket: no side effect, and it names what is missing.
+pub fn missing_capabilities(need_nflog: bool, need_netns: bool) -> Vec<&'static str> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    missing_in_status(&status, need_nflog, need_netns)
+}
+
+fn missing_in_status(status: &str, need_nflog: bool, need_netns: bool) -> Vec<&'static str> {
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let mut wanted = vec![(13, "CAP_NET_RAW")];
+    if need_nflog {
+        wanted.push((12, "CAP_NET_ADMIN"));
+    }
+    if need_netns {
+        wanted.push((21, "CAP_SYS_ADMIN"));
+    }
+    wanted
+        .into_iter()
+        .filter(|(bit, _)| eff & (1u64 << bit) == 0)
+        .map(|(_, name)| name)
+        .collect()
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::missing_in_status;
+
+    #[test]
+    fn reads_the_effective_set() {
+        let root = "Name:\tx\nCapEff:\t000001ffffffffff\n";
+        assert!(missing_in_status(root, true, true).is_empty());
+        let none = "CapEff:\t0000000000000000\n";
+        assert_eq!(
+            missing_in_status(none, true, true),
+            ["CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_SYS_ADMIN"]
+        );
+        // CAP_NET_RAW only (setcap cap_net_raw+ep).
+        let raw = "CapEff:\t0000000000002000\n";
+        assert_eq!(missing_in_status(raw, true, false), ["CAP_NET_ADMIN"]);
+        assert!(missing_in_status(raw, false, false).is_empty());
+    }
+}

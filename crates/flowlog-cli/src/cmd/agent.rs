@@ -45,8 +45,20 @@ pub struct Args {
     pub inventory: Option<PathBuf>,
 }
 
-/// The agent settings of a config's `[agent]` section, with the inventory file read.
-pub fn agent_config(section: &AgentSection) -> anyhow::Result<flowlog_agent::AgentConfig> {
+/// The agent settings of a config's `[agent]` section, with the inventory file read;
+/// capture checkpoints go under `<data_dir>/checkpoint`.
+pub fn agent_config(
+    section: &AgentSection,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<flowlog_agent::AgentConfig> {
+    let checkpoint_dir = if section.checkpoint_secs > 0.0 {
+        let d = data_dir.join("checkpoint");
+        std::fs::create_dir_all(&d)
+            .with_context(|| format!("cannot create the checkpoint dir {}", d.display()))?;
+        Some(d)
+    } else {
+        None
+    };
     let inventory = match &section.inventory {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -83,6 +95,8 @@ pub fn agent_config(section: &AgentSection) -> anyhow::Result<flowlog_agent::Age
             ring_mb: section.ring_mb,
             nflog_group: section.nflog_group,
             budget: Some(flowlog_flow::FlowBudget::new(section.max_flows)),
+            checkpoint_dir,
+            checkpoint_every: Duration::from_secs_f64(section.checkpoint_secs.max(0.1)),
         },
         sync_every: Duration::from_secs_f64(section.sync_secs),
         inventory,
@@ -104,6 +118,32 @@ pub fn open_delivery(
         statuses,
     )
     .context("cannot open the delivery spool")
+}
+
+/// Says at start, on stderr and in the log, when this process cannot capture, with the fix.
+/// (The per-ENI capture state says it again for every interface that fails to open.)
+pub fn warn_capture_privilege(section: &AgentSection, cfg: &flowlog_agent::AgentConfig, who: &str) {
+    if !section.enabled {
+        return;
+    }
+    let netns = !cfg.namespaces.is_empty();
+    let missing = flowlog_live::missing_capabilities(section.nflog_group.is_some(), netns);
+    if missing.is_empty() {
+        return;
+    }
+    let caps = missing
+        .iter()
+        .map(|c| c.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(",");
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "flowlog".into());
+    eprintln!(
+        "{who}: WARNING: no capture privilege (missing {}): no traffic will be recorded and flow logs show DeliverLogsStatus FAILED (Access error).\n  Fix: run as root, or: sudo setcap {caps}+ep {exe}",
+        missing.join(", ")
+    );
+    tracing::warn!(missing = %missing.join(","), fix = %format!("sudo setcap {caps}+ep {exe}"), "no capture privilege: nothing will be captured");
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -141,12 +181,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.ca_file.as_deref(),
         rt.handle().clone(),
     )?;
-    let agent = flowlog_agent::Agent::new(
-        agent_config(&config.agent)?,
-        Arc::new(control),
-        delivery.clone(),
-        statuses,
-    );
+    let agent_cfg = agent_config(&config.agent, &data_dir)?;
+    warn_capture_privilege(&config.agent, &agent_cfg, "flowlog agent");
+    let agent = flowlog_agent::Agent::new(agent_cfg, Arc::new(control), delivery.clone(), statuses);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();

@@ -2,7 +2,7 @@
 //! (`<data-dir>/cwl/events.db`, used when no `[cloudwatch_logs] endpoint` is configured):
 //! list groups and streams, get a stream's events, tail a group, filter by text and time.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args as ClapArgs, Subcommand};
 use flowlog_delivery::cwl::local::{format_ms, parse_time, LocalLogs, Query, StoredEvent};
 use std::path::PathBuf;
@@ -10,9 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(ClapArgs)]
 pub struct Args {
-    /// Data directory of `flowlog serve` [default: ./.flowlog].
+    /// Data directory of `flowlog serve` [default: the config's data_dir, or ./.flowlog].
     #[arg(long, env = "FLOWLOG_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// The server's config file (for its data_dir).
+    #[arg(long, env = "FLOWLOG_CONFIG", global = true)]
+    config: Option<PathBuf>,
     /// Print one JSON object per line (AWS field names) instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -36,13 +39,16 @@ enum LogsCommand {
     Groups,
     /// List the streams of a group with their event counts.
     Streams {
+        /// Log group name.
         #[arg(long)]
         group: String,
     },
     /// Events of one stream, oldest first (like GetLogEvents).
     Get {
+        /// Log group name.
         #[arg(long)]
         group: String,
+        /// Log stream name (`<eni-id>-all`).
         #[arg(long)]
         stream: String,
         #[command(flatten)]
@@ -53,20 +59,25 @@ enum LogsCommand {
     },
     /// The newest events of a group (or one stream); --follow keeps printing new ones.
     Tail {
+        /// Log group name.
         #[arg(long)]
         group: String,
+        /// Only this stream (`<eni-id>-all`).
         #[arg(long)]
         stream: Option<String>,
         /// How many of the newest events to print first.
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
+        /// Keep printing new events as they arrive (Ctrl-C stops).
         #[arg(long, short = 'f')]
         follow: bool,
     },
     /// Events of a group whose message contains every term of --pattern (like FilterLogEvents).
     Filter {
+        /// Log group name.
         #[arg(long)]
         group: String,
+        /// Only this stream (`<eni-id>-all`).
         #[arg(long)]
         stream: Option<String>,
         /// Space-separated terms, all of which must appear (e.g. "REJECT 443").
@@ -115,9 +126,21 @@ fn print(e: &StoredEvent, json: bool, with_stream: bool) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.unwrap_or_else(|| PathBuf::from(".flowlog"));
-    let Some(store) = LocalLogs::open_existing(&data_dir)
-        .with_context(|| format!("cannot open the log store in {}", data_dir.display()))?
+    let (data_dir, _) =
+        crate::config::Config::client_data_dir(args.data_dir.as_deref(), args.config.as_deref())?;
+    let db = data_dir.join("cwl").join("events.db");
+    let Some(store) = LocalLogs::open_existing(&data_dir).map_err(|e| {
+        let denied = std::fs::OpenOptions::new().write(true).open(&db).is_err()
+            || e.to_string().contains("readonly");
+        if denied {
+            anyhow::anyhow!(
+                "cannot open {} for reading and writing ({e}): it belongs to the user that ran `flowlog serve` (root after `sudo flowlog serve`); run `sudo flowlog logs ...`",
+                db.display()
+            )
+        } else {
+            anyhow::anyhow!("cannot open the log store {}: {e}", db.display())
+        }
+    })?
     else {
         bail!(
             "no CloudWatch Logs events in {} (nothing delivered yet, or [cloudwatch_logs] endpoint is configured)",
@@ -170,6 +193,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 limit,
                 ..Query::default()
             };
+            let stream_name = q.stream.clone().unwrap_or_default();
+            let group_name = q.group.clone().unwrap_or_default();
+            if !store
+                .streams(&group_name)?
+                .iter()
+                .any(|(s, _, _)| *s == stream_name)
+            {
+                bail!("ResourceNotFoundException: The specified log stream does not exist: {stream_name} (in group {group_name}; list them with `flowlog logs streams --group {group_name}`)");
+            }
             for e in store.events(&q)? {
                 print(&e, args.json, false);
             }

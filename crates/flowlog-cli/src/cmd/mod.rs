@@ -6,3 +6,4 @@ pub mod credentials;
 pub mod logs;
 pub mod pcap;
 pub mod serve;
+pub mod status;

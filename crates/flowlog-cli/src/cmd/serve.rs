@@ -195,13 +195,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     let control = Arc::new(LocalControl::new(store, &config.account_id, &config.region));
     let agent = if config.agent.enabled {
-        let agent_cfg = crate::cmd::agent::agent_config(&config.agent)?;
-        Some(flowlog_agent::Agent::new(
-            agent_cfg,
-            control.clone(),
-            delivery.clone(),
-            statuses,
-        ))
+        let agent_cfg = crate::cmd::agent::agent_config(&config.agent, &data_dir)?;
+        crate::cmd::agent::warn_capture_privilege(&config.agent, &agent_cfg, "flowlog");
+        let agent =
+            flowlog_agent::Agent::new(agent_cfg, control.clone(), delivery.clone(), statuses);
+        crate::metrics::set_captures(agent.captures());
+        Some(agent)
     } else {
         None
     };
@@ -277,6 +276,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let metrics_route = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics))
+            .route("/status", axum::routing::get(status))
             .with_state(state.clone());
         let mut app = axum::Router::new()
             .route(
@@ -288,13 +288,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if metrics_listener.is_none() {
             app = metrics_route.clone().merge(app);
         } else {
-            // /metrics lives on its own address; here it is simply not found.
-            app = app.route(
-                "/metrics",
-                axum::routing::any(|| async {
-                    (StatusCode::NOT_FOUND, "/metrics is served on --metrics-listen\n")
-                }),
-            );
+            // /metrics and /status live on their own address; here they are not found.
+            for path in ["/metrics", "/status"] {
+                app = app.route(
+                    path,
+                    axum::routing::any(|| async {
+                        (
+                            StatusCode::NOT_FOUND,
+                            "/metrics and /status are served on --metrics-listen\n",
+                        )
+                    }),
+                );
+            }
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -353,8 +358,21 @@ impl flowlog_api::BucketCheck for DeliveryBuckets {
     }
 }
 
+/// `GET /status`: the document `flowlog status` prints (cmd/status.rs).
+async fn status(State(state): State<Arc<AppState>>) -> Response {
+    let doc = tokio::task::spawn_blocking(move || {
+        crate::cmd::status::snapshot(&*state.api.store, &state.delivery)
+    })
+    .await;
+    match doc {
+        Ok(Ok(doc)) => axum::Json(doc).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "status failed").into_response(),
+    }
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.delivery.metrics().render();
+    let body = crate::metrics::render(&state.delivery);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -599,6 +617,8 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
+    let code = resp.error_code.as_deref();
+    crate::metrics::api().observe(&resp.action, code, started.elapsed());
     xml_response(resp.status, resp.body)
 }
 

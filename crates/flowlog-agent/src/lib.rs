@@ -38,6 +38,8 @@ pub struct AgentConfig {
     pub inventory: Option<String>,
     /// Namespaces the inventory file names (discovered each pass).
     pub namespaces: Vec<String>,
+    /// AWS address ranges for `pkt-src-aws-service` / `pkt-dst-aws-service` (none: `-`).
+    pub aws_ip_ranges: Option<Arc<flowlog_model::record::AwsIpRanges>>,
 }
 
 /// Collects delivery status changes until the next sync reports them.
@@ -199,6 +201,7 @@ impl Agent {
                     || wanted.get(*eni).is_none_or(|n| {
                         n.netns != a.netns
                             || n.ifname != a.ifname
+                            || n.interface != a.interface
                             || n.interval_s(window) != a.interval_s(window)
                     })
             })
@@ -223,6 +226,9 @@ impl Agent {
                 }
                 continue;
             }
+            // Every flow log of one control plane has its region; the records carry it.
+            let region = a.targets.first().map(|t| t.region.as_str()).unwrap_or("");
+            let context = Arc::new(a.interface.context(region, self.cfg.aws_ip_ranges.clone()));
             let worker_cfg = WorkerConfig {
                 interval_s: a.interval_s(self.cfg.worker.interval_s),
                 ..self.cfg.worker.clone()
@@ -235,6 +241,7 @@ impl Agent {
                 &worker_cfg,
                 self.delivery.clone(),
                 &self.nflog,
+                context,
             ) {
                 Ok(w) => {
                     self.retry_at.remove(&eni);

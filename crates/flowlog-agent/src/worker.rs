@@ -14,7 +14,23 @@ use flowlog_delivery::Delivery;
 use flowlog_live::{Capture, CaptureConfig, LiveError, RingConfig};
 
 use crate::nflog_hub::NflogHubs;
+use flowlog_model::record::InterfaceContext;
 use flowlog_model::FlowRecord;
+
+/// What a worker's records carry besides the counts.
+struct Names<'a> {
+    eni: &'a str,
+    account: &'a str,
+    context: Arc<InterfaceContext>,
+}
+
+impl Names<'_> {
+    fn record(&self, r: flowlog_flow::WindowRecord) -> FlowRecord {
+        let mut rec = r.into_record(self.account, self.eni);
+        rec.context = Some(self.context.clone());
+        rec
+    }
+}
 
 /// Settings shared by every worker.
 #[derive(Debug, Clone)]
@@ -64,6 +80,7 @@ impl Worker {
         cfg: &WorkerConfig,
         delivery: Delivery,
         hubs: &NflogHubs,
+        context: Arc<InterfaceContext>,
     ) -> Result<Worker, LiveError> {
         let ring_cfg = RingConfig {
             block_size: 1 << 20,
@@ -95,7 +112,14 @@ impl Worker {
         let settle = ccfg.block_timeout * 2 + Duration::from_millis(100);
         let thread = std::thread::Builder::new()
             .name(format!("capture-{ifname}"))
-            .spawn(move || run(capture, verdicts, stop2, settle, &eni, &account, &delivery))
+            .spawn(move || {
+                let names = Names {
+                    eni: &eni,
+                    account: &account,
+                    context,
+                };
+                run(capture, verdicts, stop2, settle, &names, &delivery)
+            })
             .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
         tracing::info!(
             eni = eni_id,
@@ -133,10 +157,10 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     verdicts: Option<Receiver<Arc<[u8]>>>,
     stop: Arc<AtomicBool>,
     settle: Duration,
-    eni: &str,
-    account: &str,
+    names: &Names<'_>,
     delivery: &Delivery,
 ) {
+    let eni = names.eni;
     let mut batch: Vec<FlowRecord> = Vec::new();
     let deliver = |batch: &mut Vec<FlowRecord>| {
         if batch.is_empty() {
@@ -157,12 +181,10 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
                 capture.feed_nflog(&d, now_ns());
             }
         }
-        capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
+        capture.close_due(now_ns(), &mut |r| batch.push(names.record(r)));
         deliver(&mut batch);
     }
-    if let Err(e) = capture.finish(now_ns, settle, &mut |r| {
-        batch.push(r.into_record(account, eni))
-    }) {
+    if let Err(e) = capture.finish(now_ns, settle, &mut |r| batch.push(names.record(r))) {
         tracing::warn!(eni, error = %e, "error while flushing the last window");
     }
     deliver(&mut batch);

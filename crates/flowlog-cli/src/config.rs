@@ -68,6 +68,9 @@ pub struct AgentSection {
     /// AF_PACKET ring size per interface in MiB.
     #[serde(default = "default_ring")]
     pub ring_mb: u32,
+    /// A copy of AWS's `ip-ranges.json` (or a file of the same shape): fills the records'
+    /// `pkt-src-aws-service` / `pkt-dst-aws-service`. Absent: those fields are `-`.
+    pub aws_ip_ranges: Option<PathBuf>,
 }
 
 impl Default for AgentSection {
@@ -80,6 +83,7 @@ impl Default for AgentSection {
             sync_secs: default_sync(),
             capacity: default_capacity(),
             ring_mb: default_ring(),
+            aws_ip_ranges: None,
         }
     }
 }

@@ -39,6 +39,7 @@ const EMPTY_SLOT: Slot = Slot {
         dst_port: 0,
         protocol: 0,
         action: flowlog_model::Action::Accept,
+        direction: flowlog_capture::Direction::Unknown,
     },
     c: Counters {
         packets: 0,

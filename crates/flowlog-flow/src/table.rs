@@ -16,8 +16,9 @@
 //! - Output order is deterministic: windows by start, then records by ENI, first packet second
 //!   and key; SKIPDATA and NODATA records of a window follow its traffic records.
 
+use flowlog_capture::Direction;
 use flowlog_capture::{packet::addr, PacketMeta};
-use flowlog_model::record::Traffic;
+use flowlog_model::record::{FlowDirection, Traffic};
 use flowlog_model::{Action, FlowRecord, LogStatus};
 
 use crate::exclude::{excluded, excluded_key};
@@ -124,6 +125,7 @@ impl WindowRecord {
             end: self.end,
             traffic: self.traffic,
             status: self.status,
+            context: None,
         }
     }
 }
@@ -553,6 +555,11 @@ impl FlowTable {
                     bytes: c.bytes,
                     action: k.action,
                     tcp_flags: c.tcp_flags,
+                    direction: match k.direction {
+                        Direction::Unknown => None,
+                        Direction::Ingress => Some(FlowDirection::Ingress),
+                        Direction::Egress => Some(FlowDirection::Egress),
+                    },
                 }),
                 status: LogStatus::Ok,
             });

@@ -149,6 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             end: 0,
             traffic: None,
             status: LogStatus::Ok,
+            context: None,
         },
         line: String::new(),
         records: 0,

@@ -219,6 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             end: 0,
             traffic: None,
             status: LogStatus::Ok,
+            context: None,
         },
         format,
         line: String::with_capacity(OUT_BUFFER + 4096),

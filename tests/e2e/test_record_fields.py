@@ -367,3 +367,38 @@ def test_duckdb_same_totals_over_text_and_parquet(world):
     pq = con.sql(f"""select sum(packets), sum(bytes), count(*) from read_parquet('{tmp}/pq/**/*.parquet',
         hive_partitioning=true) where log_status = 'OK' and protocol = 17""").fetchall()
     assert text == pq and text[0][:2] == (UDP_PACKETS, UDP_BYTES), (text, pq)
+
+
+def test_flowlog_ddl_views_give_the_same_totals_in_duckdb(world):
+    """`flowlog ddl` for each flow log (from the aws CLI's describe output) → DuckDB view over
+    the delivered files (local copies) → the same UDP totals from text and Parquet."""
+    import subprocess
+
+    import duckdb
+    from lab import FLOWLOG_BIN
+    tmp = world["tmp"] / "ddl"
+    s3 = world["s3"]
+    con = duckdb.connect()
+    totals = {}
+    for name, fl, prefix in (("text_fl", world["fl_text"], "text/"), ("pq_fl", world["fl_pq"], "pq/")):
+        for k in objects(s3, prefix):
+            p = tmp / k
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(s3.get_object(Bucket="f12", Key=k)["Body"].read())
+        desc = aws(world["ep"], "ec2", "describe-flow-logs", "--flow-log-ids", fl)
+        (tmp / f"{name}.json").write_text(json.dumps(desc))
+        ddl = subprocess.run([FLOWLOG_BIN, "ddl", "--describe", str(tmp / f"{name}.json"), "--engine", "duckdb",
+                              "--account", ACCOUNT, "--region", REGION, "--table", name,
+                              "--root", str(tmp / prefix)], capture_output=True, text=True, check=True).stdout
+        con.execute(ddl)
+        totals[name] = con.sql(f"""select sum(packets), sum(bytes), count(distinct interface_id)
+            from {name} where log_status = 'OK' and protocol = 17""").fetchall()
+        athena = subprocess.run([FLOWLOG_BIN, "ddl", "--describe", str(tmp / f"{name}.json"), "--engine", "athena",
+                                 "--account", ACCOUNT], capture_output=True, text=True, check=True).stdout
+        assert athena.startswith(f"CREATE EXTERNAL TABLE IF NOT EXISTS `vpc_flow_logs` (\n  `version` int,"), athena
+        assert ("ParquetHiveSerDe" in athena) == (prefix == "pq/")
+    assert totals["text_fl"] == totals["pq_fl"] == [(UDP_PACKETS, UDP_BYTES, 2)], totals
+    # The README's top-talkers query runs on the view.
+    top = con.sql("""select srcaddr, dstaddr, sum(bytes) as total_bytes from pq_fl
+        where log_status = 'OK' group by srcaddr, dstaddr order by total_bytes desc limit 10""").fetchall()
+    assert top and all(b > 0 for _, _, b in top)

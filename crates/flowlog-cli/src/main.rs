@@ -34,6 +34,9 @@ enum Command {
     Credentials(cmd::credentials::Args),
     /// Read CloudWatch Logs events kept by the embedded store (get, tail, filter).
     Logs(cmd::logs::Args),
+    /// Print the Athena CREATE TABLE (partition projection) and DuckDB view for an S3 flow
+    /// log's files.
+    Ddl(cmd::ddl::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => cmd::logs::run(args),
         Command::Credentials(args) => cmd::credentials::run(args),
         Command::Agent(args) => cmd::agent::run(args),
+        Command::Ddl(args) => cmd::ddl::run(args),
     }
 }

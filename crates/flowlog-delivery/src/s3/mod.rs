@@ -10,6 +10,7 @@
 //! `x-amz-acl: bucket-owner-full-control` (spec §5.3).
 
 pub mod client;
+pub mod ddl;
 pub mod key;
 pub mod local;
 pub mod parquet;

@@ -398,7 +398,14 @@ def test_flowlog_ddl_views_give_the_same_totals_in_duckdb(world):
         assert athena.startswith(f"CREATE EXTERNAL TABLE IF NOT EXISTS `vpc_flow_logs` (\n  `version` int,"), athena
         assert ("ParquetHiveSerDe" in athena) == (prefix == "pq/")
     assert totals["text_fl"] == totals["pq_fl"] == [(UDP_PACKETS, UDP_BYTES, 2)], totals
-    # The README's top-talkers query runs on the view.
-    top = con.sql("""select srcaddr, dstaddr, sum(bytes) as total_bytes from pq_fl
-        where log_status = 'OK' group by srcaddr, dstaddr order by total_bytes desc limit 10""").fetchall()
-    assert top and all(b > 0 for _, _, b in top)
+    # The README's queries (top talkers, rejected traffic, SSH/RDP) run on both views.
+    from lab import REPO
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    queries = [q.strip() for q in block.split(";") if q.strip()]
+    assert len(queries) == 3
+    for view in ("text_fl", "pq_fl"):
+        top, rejected, ssh = (con.sql(q.replace("vpc_flow_logs", view)).fetchall() for q in queries)
+        assert top and all(row[2] > 0 for row in top), (view, top)
+        assert any(row[2] == REJECT_PORT for row in rejected), (view, rejected)
+        assert ssh == [], (view, ssh)  # no SSH or RDP was sent

@@ -233,15 +233,18 @@ impl Agent {
                 interval_s: a.interval_s(self.cfg.worker.interval_s),
                 ..self.cfg.worker.clone()
             };
+            let names = worker::RecordNames {
+                eni_id: a.eni_id.clone(),
+                account_id: a.account_id.clone(),
+                context,
+            };
             match Worker::start(
-                &a.eni_id,
-                &a.account_id,
+                names,
                 a.netns.as_deref(),
                 &a.ifname,
                 &worker_cfg,
                 self.delivery.clone(),
                 &self.nflog,
-                context,
             ) {
                 Ok(w) => {
                     self.retry_at.remove(&eni);

@@ -18,15 +18,16 @@ use flowlog_model::record::InterfaceContext;
 use flowlog_model::FlowRecord;
 
 /// What a worker's records carry besides the counts.
-struct Names<'a> {
-    eni: &'a str,
-    account: &'a str,
-    context: Arc<InterfaceContext>,
+#[derive(Debug, Clone)]
+pub struct RecordNames {
+    pub eni_id: String,
+    pub account_id: String,
+    pub context: Arc<InterfaceContext>,
 }
 
-impl Names<'_> {
+impl RecordNames {
     fn record(&self, r: flowlog_flow::WindowRecord) -> FlowRecord {
-        let mut rec = r.into_record(self.account, self.eni);
+        let mut rec = r.into_record(&self.account_id, &self.eni_id);
         rec.context = Some(self.context.clone());
         rec
     }
@@ -73,15 +74,14 @@ impl Worker {
     /// Opens the interface and starts the thread. Fails when the interface cannot be
     /// opened (absent, no permission); the caller retries on its next pass.
     pub fn start(
-        eni_id: &str,
-        account_id: &str,
+        names: RecordNames,
         netns: Option<&str>,
         ifname: &str,
         cfg: &WorkerConfig,
         delivery: Delivery,
         hubs: &NflogHubs,
-        context: Arc<InterfaceContext>,
     ) -> Result<Worker, LiveError> {
+        let eni_id = names.eni_id.as_str();
         let ring_cfg = RingConfig {
             block_size: 1 << 20,
             block_count: cfg.ring_mb.max(1),
@@ -107,18 +107,13 @@ impl Worker {
         let capture: Capture<_, flowlog_live::sys::netlink::NetlinkSocket> =
             Capture::new(opened.ring, None, ccfg);
         let stop = Arc::new(AtomicBool::new(false));
-        let (eni, account) = (eni_id.to_string(), account_id.to_string());
         let stop2 = stop.clone();
         let settle = ccfg.block_timeout * 2 + Duration::from_millis(100);
         let thread = std::thread::Builder::new()
             .name(format!("capture-{ifname}"))
-            .spawn(move || {
-                let names = Names {
-                    eni: &eni,
-                    account: &account,
-                    context,
-                };
-                run(capture, verdicts, stop2, settle, &names, &delivery)
+            .spawn({
+                let names = names.clone();
+                move || run(capture, verdicts, stop2, settle, &names, &delivery)
             })
             .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
         tracing::info!(
@@ -157,10 +152,10 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     verdicts: Option<Receiver<Arc<[u8]>>>,
     stop: Arc<AtomicBool>,
     settle: Duration,
-    names: &Names<'_>,
+    names: &RecordNames,
     delivery: &Delivery,
 ) {
-    let eni = names.eni;
+    let eni = names.eni_id.as_str();
     let mut batch: Vec<FlowRecord> = Vec::new();
     let deliver = |batch: &mut Vec<FlowRecord>| {
         if batch.is_empty() {

@@ -26,7 +26,7 @@ run() { # name, output, args...
   local name=$1 out=$2; shift 2
   local t0 t1
   t0=$(date +%s.%N)
-  "$BIN" pcap "$PCAP" --interval "$IV" --out "$out" "$@" 2> "$WORK/$name.err"
+  "$BIN" pcap "$PCAP" --interval "$IV" --capacity 4000000 --out "$out" "$@" 2> "$WORK/$name.err"
   t1=$(date +%s.%N)
   python3 -c "print(f'{float(\"$t1\") - float(\"$t0\"):.3f}')"
 }

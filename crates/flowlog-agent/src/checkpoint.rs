@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use flowlog_model::record::{Action, LogStatus, Traffic};
+use flowlog_model::record::{Action, FlowDirection, LogStatus, Traffic};
 use flowlog_model::FlowRecord;
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,9 @@ struct SavedTraffic {
     bytes: u64,
     reject: bool,
     tcp_flags: u8,
+    /// `ingress` / `egress`; absent when the capture did not know.
+    #[serde(default)]
+    direction: Option<String>,
 }
 
 /// Where `eni`'s checkpoint lives.
@@ -84,6 +87,10 @@ pub fn write(path: &Path, account: &str, eni: &str, records: &[FlowRecord]) -> s
                     bytes: t.bytes,
                     reject: t.action == Action::Reject,
                     tcp_flags: t.tcp_flags,
+                    direction: t.direction.map(|d| match d {
+                        FlowDirection::Ingress => "ingress".to_string(),
+                        FlowDirection::Egress => "egress".to_string(),
+                    }),
                 }),
             })
             .collect(),
@@ -164,8 +171,14 @@ fn records(s: Saved) -> Vec<FlowRecord> {
                         Action::Accept
                     },
                     tcp_flags: t.tcp_flags,
+                    direction: match t.direction.as_deref() {
+                        Some("ingress") => Some(FlowDirection::Ingress),
+                        Some("egress") => Some(FlowDirection::Egress),
+                        _ => None,
+                    },
                 }),
                 status,
+                context: None,
             })
         })
         .collect()
@@ -193,8 +206,10 @@ mod tests {
                 bytes: 4,
                 action: Action::Reject,
                 tcp_flags: 0,
+                direction: Some(FlowDirection::Egress),
             }),
             status: LogStatus::Ok,
+            context: None,
         };
         let skip = FlowRecord {
             traffic: None,

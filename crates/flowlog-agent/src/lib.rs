@@ -42,6 +42,8 @@ pub struct AgentConfig {
     pub inventory: Option<String>,
     /// Namespaces the inventory file names (discovered each pass).
     pub namespaces: Vec<String>,
+    /// AWS address ranges for `pkt-src-aws-service` / `pkt-dst-aws-service` (none: `-`).
+    pub aws_ip_ranges: Option<Arc<flowlog_model::record::AwsIpRanges>>,
 }
 
 /// Collects delivery status changes until the next sync reports them.
@@ -207,11 +209,20 @@ impl Agent {
 
     /// Submits the open windows a crashed run checkpointed (once: after the first sync set
     /// the routing, before any worker starts and could replace them).
-    fn recover_checkpoints(&self) {
+    /// Each record gets the interface context of its ENI's assignment (vpc-id, subnet-id,
+    /// ... of custom formats), as the worker would have given it.
+    fn recover_checkpoints(&self, wanted: &BTreeMap<String, Assignment>) {
         let Some(dir) = &self.cfg.worker.checkpoint_dir else {
             return;
         };
-        for (path, records) in checkpoint::left_over(dir) {
+        for (path, mut records) in checkpoint::left_over(dir) {
+            if let Some(a) = records.first().and_then(|r| wanted.get(&r.interface_id)) {
+                let region = a.targets.first().map(|t| t.region.as_str()).unwrap_or("");
+                let context = Arc::new(a.interface.context(region, self.cfg.aws_ip_ranges.clone()));
+                for r in &mut records {
+                    r.context = Some(context.clone());
+                }
+            }
             match self.delivery.submit(&records) {
                 Ok(_) => {
                     tracing::info!(records = records.len(), path = %path.display(), "records of the window open at the last crash recovered from its checkpoint");
@@ -257,6 +268,7 @@ impl Agent {
                     || wanted.get(*eni).is_none_or(|n| {
                         n.netns != a.netns
                             || n.ifname != a.ifname
+                            || n.interface != a.interface
                             || n.interval_s(window) != a.interval_s(window)
                     })
             })
@@ -271,7 +283,7 @@ impl Agent {
         self.delivery.set_targets(targets);
         if !self.recovered {
             self.recovered = true;
-            self.recover_checkpoints();
+            self.recover_checkpoints(&wanted);
         }
         let now = Instant::now();
         let wanted_now = wanted.clone();
@@ -286,13 +298,20 @@ impl Agent {
                 }
                 continue;
             }
+            // Every flow log of one control plane has its region; the records carry it.
+            let region = a.targets.first().map(|t| t.region.as_str()).unwrap_or("");
+            let context = Arc::new(a.interface.context(region, self.cfg.aws_ip_ranges.clone()));
             let worker_cfg = WorkerConfig {
                 interval_s: a.interval_s(self.cfg.worker.interval_s),
                 ..self.cfg.worker.clone()
             };
+            let names = worker::RecordNames {
+                eni_id: a.eni_id.clone(),
+                account_id: a.account_id.clone(),
+                context,
+            };
             match Worker::start(
-                &a.eni_id,
-                &a.account_id,
+                names,
                 a.netns.as_deref(),
                 &a.ifname,
                 &worker_cfg,

@@ -5,9 +5,10 @@
 
 use flowlog_delivery::{Destination, FlowLogTarget};
 use flowlog_inventory::discover::HostInterface;
-use flowlog_model::record::RecordFormat;
-use flowlog_model::{DeliverStatus, TrafficType};
+use flowlog_model::record::{AwsIpRanges, InterfaceContext, IpPrefix, RecordFormat};
+use flowlog_model::{DeliverStatus, DestinationOptions, TrafficType};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Path of the sync call on the control plane.
 pub const SYNC_PATH: &str = "/agent/v1/sync";
@@ -57,6 +58,41 @@ pub struct Assignment {
     pub netns: Option<String>,
     pub ifname: String,
     pub targets: Vec<TargetSpec>,
+    /// What the records' later fields need (absent from older control planes).
+    #[serde(default)]
+    pub interface: InterfaceSpec,
+}
+
+/// The ENI's place in the inventory, for vpc-id, subnet-id, instance-id, az-id and
+/// traffic-path (spec §4.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceSpec {
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub az_id: Option<String>,
+    /// CIDR blocks of the ENI's VPC.
+    #[serde(default)]
+    pub vpc_cidrs: Vec<String>,
+}
+
+impl InterfaceSpec {
+    /// The records' context for this ENI in `region`, with the agent's AWS ranges.
+    pub fn context(&self, region: &str, ranges: Option<Arc<AwsIpRanges>>) -> InterfaceContext {
+        InterfaceContext {
+            vpc_id: self.vpc_id.clone(),
+            subnet_id: self.subnet_id.clone(),
+            instance_id: self.instance_id.clone(),
+            region: (!region.is_empty()).then(|| region.to_string()),
+            az_id: self.az_id.clone(),
+            vpc_cidrs: self
+                .vpc_cidrs
+                .iter()
+                .filter_map(|c| IpPrefix::parse(c))
+                .collect(),
+            aws_ranges: ranges,
+        }
+    }
 }
 
 /// A flow log as delivery needs it, in a form that travels as JSON.
@@ -72,6 +108,9 @@ pub struct TargetSpec {
     pub max_aggregation_interval: Option<u32>,
     pub s3: Option<S3Spec>,
     pub cloudwatch_logs: Option<CwlSpec>,
+    /// S3 `DestinationOptions` as `<format>,<hive>,<hour>` (None: defaults).
+    #[serde(default)]
+    pub destination_options: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +168,7 @@ impl TargetSpec {
             max_aggregation_interval: f.max_aggregation_interval,
             s3,
             cloudwatch_logs,
+            destination_options: f.destination_options.map(|o| o.encode()),
         }
     }
 
@@ -153,6 +193,10 @@ impl TargetSpec {
             None => RecordFormat::default(),
             Some(f) => RecordFormat::parse(f)?,
         };
+        let options = match &self.destination_options {
+            None => DestinationOptions::default(),
+            Some(o) => DestinationOptions::decode(o)?,
+        };
         Some(FlowLogTarget {
             flow_log_id: self.flow_log_id.clone(),
             account_id: self.account_id.clone(),
@@ -160,6 +204,7 @@ impl TargetSpec {
             traffic_type: TrafficType::parse(&self.traffic_type)?,
             format,
             destination,
+            options,
         })
     }
 }
@@ -167,6 +212,7 @@ impl TargetSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flowlog_model::FileFormat;
 
     fn target(max: Option<u32>) -> TargetSpec {
         TargetSpec {
@@ -181,6 +227,7 @@ mod tests {
                 prefix: "p".into(),
             }),
             cloudwatch_logs: None,
+            destination_options: None,
         }
     }
 
@@ -192,6 +239,7 @@ mod tests {
             netns: None,
             ifname: "eth0".into(),
             targets: vec![target(None), target(Some(60))],
+            interface: InterfaceSpec::default(),
         };
         assert_eq!(a.interval_s(600), 60);
         assert_eq!(a.interval_s(2), 2);
@@ -209,8 +257,21 @@ mod tests {
                 prefix: "p/".into()
             }
         );
+        assert_eq!(t.options, DestinationOptions::default());
         let mut bad = target(None);
         bad.traffic_type = "all".into();
         assert!(bad.to_target().is_none());
+        let mut pq = target(None);
+        pq.destination_options = Some("parquet,true,true".into());
+        assert_eq!(
+            pq.to_target().unwrap().options.file_format,
+            FileFormat::Parquet
+        );
+        // An older agent's JSON (no new members) still reads.
+        let old: Assignment = serde_json::from_str(
+            r#"{"eni_id":"eni-1","account_id":"1","netns":null,"ifname":"x","targets":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.interface, InterfaceSpec::default());
     }
 }

@@ -15,8 +15,24 @@ use flowlog_live::{Capture, CaptureConfig, LiveError, RingConfig};
 
 use crate::capture_state::CaptureCounters;
 use crate::nflog_hub::NflogHubs;
-use flowlog_model::record::LogStatus;
+use flowlog_model::record::{InterfaceContext, LogStatus};
 use flowlog_model::FlowRecord;
+
+/// What a worker's records carry besides the counts.
+#[derive(Debug, Clone)]
+pub struct RecordNames {
+    pub eni_id: String,
+    pub account_id: String,
+    pub context: Arc<InterfaceContext>,
+}
+
+impl RecordNames {
+    fn record(&self, r: flowlog_flow::WindowRecord) -> FlowRecord {
+        let mut rec = r.into_record(&self.account_id, &self.eni_id);
+        rec.context = Some(self.context.clone());
+        rec
+    }
+}
 
 /// Settings shared by every worker.
 #[derive(Debug, Clone)]
@@ -69,8 +85,7 @@ impl Worker {
     /// opened (absent, no permission); the caller retries on its next pass.
     #[allow(clippy::too_many_arguments)] // each is a separate fact of this ENI's capture
     pub fn start(
-        eni_id: &str,
-        account_id: &str,
+        names: RecordNames,
         netns: Option<&str>,
         ifname: &str,
         cfg: &WorkerConfig,
@@ -78,6 +93,7 @@ impl Worker {
         hubs: &NflogHubs,
         counters: Arc<CaptureCounters>,
     ) -> Result<Worker, LiveError> {
+        let eni_id = names.eni_id.as_str();
         let ring_cfg = RingConfig {
             block_size: 1 << 20,
             block_count: cfg.ring_mb.max(1),
@@ -107,7 +123,6 @@ impl Worker {
             capture.set_budget(b.clone());
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let (eni, account) = (eni_id.to_string(), account_id.to_string());
         let stop2 = stop.clone();
         let ckpt = cfg.checkpoint_dir.as_ref().map(|d| Checkpoint {
             path: crate::checkpoint::path(d, eni_id),
@@ -119,14 +134,13 @@ impl Worker {
             .store(ccfg.capacity as u64, Ordering::Relaxed);
         let thread = std::thread::Builder::new()
             .name(format!("capture-{ifname}"))
-            .spawn(move || {
-                let ids = Ids {
-                    eni: &eni,
-                    account: &account,
-                };
-                run(
-                    capture, verdicts, stop2, settle, ids, &delivery, &counters, ckpt,
-                )
+            .spawn({
+                let names = names.clone();
+                move || {
+                    run(
+                        capture, verdicts, stop2, settle, &names, &delivery, &counters, ckpt,
+                    )
+                }
             })
             .map_err(|e| LiveError::from_os("spawning the capture thread", e))?;
         tracing::info!(
@@ -163,11 +177,6 @@ impl Drop for Worker {
 struct Checkpoint {
     path: std::path::PathBuf,
     every: Duration,
-}
-
-struct Ids<'a> {
-    eni: &'a str,
-    account: &'a str,
 }
 
 /// Adds what the capture counted since the last call to the ENI's shared counters.
@@ -210,12 +219,13 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     verdicts: Option<Receiver<Arc<[u8]>>>,
     stop: Arc<AtomicBool>,
     settle: Duration,
-    ids: Ids<'_>,
+    names: &RecordNames,
     delivery: &Delivery,
     counters: &CaptureCounters,
     ckpt: Option<Checkpoint>,
 ) {
-    let Ids { eni, account } = ids;
+    let eni = names.eni_id.as_str();
+    let account = names.account_id.as_str();
     let mut last_ckpt = std::time::Instant::now();
     let mut ckpt_packets = 0u64;
     let mut saved: Vec<FlowRecord> = Vec::new();
@@ -226,7 +236,7 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
             return;
         }
         saved.clear();
-        capture.snapshot(&mut |r| saved.push(r.into_record(account, eni)));
+        capture.snapshot(&mut |r| saved.push(names.record(r)));
         let done = if saved.is_empty() {
             crate::checkpoint::remove(&c.path);
             Ok(())
@@ -263,7 +273,7 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
                 capture.feed_nflog(&d, now_ns());
             }
         }
-        capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
+        capture.close_due(now_ns(), &mut |r| batch.push(names.record(r)));
         let closed = !batch.is_empty();
         deliver(&mut batch);
         // After the closed windows are spooled, so the checkpoint never holds spooled records
@@ -271,9 +281,7 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
         checkpoint(&capture, closed);
         publish.stats(capture.stats(), capture.table_entries(), counters);
     }
-    if let Err(e) = capture.finish(now_ns, settle, &mut |r| {
-        batch.push(r.into_record(account, eni))
-    }) {
+    if let Err(e) = capture.finish(now_ns, settle, &mut |r| batch.push(names.record(r))) {
         tracing::warn!(eni, error = %e, "error while flushing the last window");
     }
     deliver(&mut batch);

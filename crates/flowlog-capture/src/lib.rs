@@ -8,5 +8,7 @@
 pub mod packet;
 pub mod pcap;
 
-pub use packet::{gso_segments, parse, Family, LinkType, PacketMeta, SkipCounts, SkipReason};
+pub use packet::{
+    gso_segments, parse, Direction, Family, LinkType, PacketMeta, SkipCounts, SkipReason,
+};
 pub use pcap::{CaptureError, CaptureFormat, CaptureReader, Frame};

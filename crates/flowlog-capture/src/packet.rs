@@ -86,6 +86,16 @@ pub enum Fragment {
     Later,
 }
 
+/// Which way a packet crossed the interface it was captured on. `parse` cannot know it (a
+/// frame does not say); the capture that read the frame sets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    #[default]
+    Unknown,
+    Ingress,
+    Egress,
+}
+
 /// What the flow table needs from one IP packet. Fixed size, `Copy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PacketMeta {
@@ -108,6 +118,8 @@ pub struct PacketMeta {
     pub fragment: Fragment,
     /// Fragment identification (IPv4 ID, IPv6 fragment header ID) of fragments; 0 otherwise.
     pub frag_id: u32,
+    /// Set by the caller (capture direction); [`Direction::Unknown`] from `parse`.
+    pub direction: Direction,
 }
 
 impl PacketMeta {
@@ -336,6 +348,7 @@ pub fn ipv4(b: &[u8]) -> Result<PacketMeta, SkipReason> {
             Fragment::None
         },
         frag_id: 0,
+        direction: Default::default(),
     };
     if offset != 0 || more {
         m.frag_id = u16::from_be_bytes([b[4], b[5]]) as u32;
@@ -374,6 +387,7 @@ pub fn ipv6(b: &[u8]) -> Result<PacketMeta, SkipReason> {
         header_len: 40,
         fragment: Fragment::None,
         frag_id: 0,
+        direction: Default::default(),
     };
     m.src.copy_from_slice(&b[8..24]);
     m.dst.copy_from_slice(&b[24..40]);

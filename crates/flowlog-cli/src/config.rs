@@ -81,6 +81,9 @@ pub struct AgentSection {
     /// crash loses the open window, up to `window_secs`).
     #[serde(default = "default_checkpoint")]
     pub checkpoint_secs: f64,
+    /// A copy of AWS's `ip-ranges.json` (or a file of the same shape): fills the records'
+    /// `pkt-src-aws-service` / `pkt-dst-aws-service`. Absent: those fields are `-`.
+    pub aws_ip_ranges: Option<PathBuf>,
 }
 
 impl Default for AgentSection {
@@ -95,6 +98,7 @@ impl Default for AgentSection {
             max_flows: default_max_flows(),
             ring_mb: default_ring(),
             checkpoint_secs: default_checkpoint(),
+            aws_ip_ranges: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use flowlog_agent::protocol::InterfaceSpec;
 use flowlog_agent::{
     Assignment, CaptureReport, CaptureState, ControlPlane, SyncRequest, SyncResponse, TargetSpec,
 };
@@ -164,9 +165,11 @@ impl LocalControl {
             .into_iter()
             .filter(|f| f.account_id == account)
             .collect();
+        let specs = interface_specs(self.store.as_ref(), account, &enis)?;
         let assignments = flowlog_inventory::desired::monitored(&enis, &flow_logs)
             .into_values()
             .map(|m| Assignment {
+                interface: specs.get(&m.eni_id).cloned().unwrap_or_default(),
                 eni_id: m.eni_id,
                 account_id: m.account_id,
                 netns: m.binding.netns,
@@ -211,4 +214,35 @@ impl ControlPlane for LocalControl {
     fn sync(&self, req: &SyncRequest) -> anyhow::Result<SyncResponse> {
         self.sync_for(&self.account, req)
     }
+}
+
+/// Per ENI: its VPC, subnet, instance, zone id and the VPC's CIDR, for the records' later
+/// fields (issue 12, spec §4.2).
+fn interface_specs(
+    store: &dyn Store,
+    account: &str,
+    enis: &[flowlog_model::NetworkInterface],
+) -> anyhow::Result<HashMap<String, InterfaceSpec>> {
+    let vpcs = store.vpcs(account)?;
+    let subnets = store.subnets(account)?;
+    Ok(enis
+        .iter()
+        .map(|e| {
+            let spec = InterfaceSpec {
+                vpc_id: Some(e.vpc_id.clone()),
+                subnet_id: Some(e.subnet_id.clone()),
+                instance_id: e.instance_id.clone(),
+                az_id: subnets
+                    .iter()
+                    .find(|s| s.id == e.subnet_id)
+                    .and_then(|s| s.availability_zone_id.clone()),
+                vpc_cidrs: vpcs
+                    .iter()
+                    .filter(|v| v.id == e.vpc_id)
+                    .map(|v| v.cidr_block.clone())
+                    .collect(),
+            };
+            (e.id.clone(), spec)
+        })
+        .collect())
 }

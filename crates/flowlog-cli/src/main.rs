@@ -39,6 +39,9 @@ enum Command {
     /// Show what a running server is doing: ENIs and their capture state, flow logs with
     /// delivery status and lag, the spool backlog.
     Status(cmd::status::Args),
+    /// Print the Athena CREATE TABLE (partition projection) and DuckDB view for an S3 flow
+    /// log's files.
+    Ddl(cmd::ddl::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Command::Credentials(args) => cmd::credentials::run(args),
         Command::Agent(args) => cmd::agent::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Ddl(args) => cmd::ddl::run(args),
     }
 }

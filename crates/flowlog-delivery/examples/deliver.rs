@@ -86,8 +86,10 @@ fn record(i: u64, enis: usize, t: u64) -> FlowRecord {
             bytes: 40 + (i * 37) % 60_000,
             action,
             tcp_flags: 0,
+            direction: None,
         }),
         status: LogStatus::Ok,
+        context: None,
     }
 }
 
@@ -142,6 +144,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             traffic_type: tt,
             format: RecordFormat::default(),
             destination,
+            options: Default::default(),
         };
         if let Some(arn) = &a.s3 {
             targets.push((

@@ -178,12 +178,14 @@ mod tests {
                 bytes: 60,
                 action,
                 tcp_flags: 0,
+                direction: None,
             }),
             status: if action.is_some() {
                 LogStatus::Ok
             } else {
                 LogStatus::NoData
             },
+            context: None,
         }
     }
 
@@ -195,6 +197,7 @@ mod tests {
             traffic_type: tt,
             format: RecordFormat::default(),
             destination: dest,
+            options: Default::default(),
         }
     }
 

@@ -38,6 +38,9 @@ pub struct SegmentMeta {
     pub header: String,
     pub window_start: u64,
     pub batch_id: String,
+    /// Key layout and file format (`DestinationOptions`); absent in older segments.
+    #[serde(default)]
+    pub layout: crate::s3::Layout,
 }
 
 /// First line of a sealed unit.
@@ -345,6 +348,7 @@ impl Spool {
                         header: t.format.header(),
                         window_start,
                         batch_id: new_batch_id(),
+                        layout: t.options.into(),
                     };
                     let seg = self.create_segment(meta).map_err(|e| fail(written, e))?;
                     self.open.insert(key.clone(), seg);
@@ -443,6 +447,7 @@ impl Spool {
             flow_log_id: &m.flow_log_id,
             window_start: m.window_start,
             batch_id: &batch,
+            layout: m.layout,
         }
         .key();
         let meta = UnitMeta::S3 {
@@ -458,7 +463,11 @@ impl Spool {
         let mut skip = String::new();
         reader.read_line(&mut skip)?;
         let header = m.header.clone();
+        let parquet = m.layout.parquet;
         let bytes = self.write_unit(&name, &meta, |w| {
+            if parquet {
+                return crate::s3::parquet::write_from_lines(&header, &mut reader, w);
+            }
             let mut gz = GzEncoder::new(w, Compression::default());
             gz.write_all(header.as_bytes())?;
             gz.write_all(b"\n")?;

@@ -3,7 +3,7 @@
 //! `LogGroupName`. Parsing lives here so delivery and the API agree on bucket, prefix and group.
 
 use flowlog_model::record::RecordFormat;
-use flowlog_model::TrafficType;
+use flowlog_model::{DestinationOptions, TrafficType};
 
 /// Where one flow log publishes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,6 +25,8 @@ pub struct FlowLogTarget {
     pub traffic_type: TrafficType,
     pub format: RecordFormat,
     pub destination: Destination,
+    /// S3 file format and key layout (defaults for CloudWatch Logs, where they do not apply).
+    pub options: DestinationOptions,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -80,6 +80,7 @@ mod tests {
             header_len: 40,
             fragment: Fragment::None,
             frag_id: 0,
+            direction: Default::default(),
         };
         m.src[..4].copy_from_slice(&src);
         m.dst[..4].copy_from_slice(&dst);

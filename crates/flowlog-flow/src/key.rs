@@ -1,12 +1,13 @@
 //! [`FlowKey`]: the fixed-size identity of one record within a window.
 //!
-//! (ENI index, address family, source and destination address, ports, protocol, action). Each
+//! (ENI index, address family, source and destination address, ports, protocol, action,
+//! capture direction). Each
 //! direction of a conversation is its own key, as AWS writes one record per direction. The hash
 //! feeds five machine words to the hasher instead of byte slices.
 
 use std::hash::{Hash, Hasher};
 
-use flowlog_capture::{Family, PacketMeta};
+use flowlog_capture::{Direction, Family, PacketMeta};
 use flowlog_model::Action;
 
 /// Identity of one flow record inside one window.
@@ -20,6 +21,8 @@ pub struct FlowKey {
     pub dst_port: u16,
     pub protocol: u8,
     pub action: Action,
+    /// Capture direction: ingress and egress packets of one 5-tuple stay separate records.
+    pub direction: Direction,
 }
 
 impl FlowKey {
@@ -34,6 +37,7 @@ impl FlowKey {
             dst_port: m.dst_port,
             protocol: m.protocol,
             action,
+            direction: m.direction,
         }
     }
 
@@ -64,7 +68,8 @@ impl Hash for FlowKey {
             ^ self.dst_port as u64
             ^ (self.protocol as u64) << 48
             ^ ((self.family == Family::V6) as u64) << 56
-            ^ ((self.action == Action::Reject) as u64) << 57;
+            ^ ((self.action == Action::Reject) as u64) << 57
+            ^ (self.direction as u64) << 58;
         state.write_u64(s0);
         state.write_u64(s1);
         state.write_u64(d0);

@@ -23,21 +23,24 @@
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
 
-use flowlog_capture::Family;
+use flowlog_capture::{Direction, Family};
 use flowlog_model::Action;
 use rustc_hash::FxBuildHasher;
 
 use crate::key::FlowKey;
 
-/// Packets counted per entry saturate here (2^47 ≈ 1.4e14 packets of one flow in one window:
-/// 160 days at 10 million packets per second).
-pub(crate) const MAX_PACKETS: u64 = (1 << 47) - 1;
+/// Packets counted per entry saturate here (2^45 ≈ 3.5e13 packets of one flow in one window:
+/// 40 days at 10 million packets per second).
+pub(crate) const MAX_PACKETS: u64 = (1 << 45) - 1;
+/// Capture direction (`Direction as u64`: unknown, ingress, egress), part of the key.
+const DIR_SHIFT: u32 = 45;
+const DIR_MASK: u64 = 0b11 << DIR_SHIFT;
 const REJECT_BIT: u64 = 1 << 47;
 const FLAGS_SHIFT: u32 = 48;
 const PROTO_SHIFT: u32 = 56;
 
-/// Counters of one entry, 24 bytes: bytes, then one word holding packets (47 bits), the
-/// REJECT bit, the OR of TCP flags and the protocol (the last two are part of the key or the
+/// Counters of one entry, 24 bytes: bytes, then one word holding packets (45 bits), the
+/// capture direction (2 bits), the REJECT bit, the OR of TCP flags and the protocol (the last two are part of the key or the
 /// counters, packed together), then the first and last packet second as offsets from the
 /// window start (windows are at most 2^32 s long).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +62,7 @@ impl Counters {
                 } else {
                     0
                 }
+                | (k.direction as u64) << DIR_SHIFT
                 | (flags as u64) << FLAGS_SHIFT
                 | (k.protocol as u64) << PROTO_SHIFT,
             first: t_off,
@@ -90,10 +94,19 @@ impl Counters {
         }
     }
 
-    /// The key bits kept in the counter word (REJECT bit and protocol).
+    #[inline(always)]
+    fn direction(&self) -> Direction {
+        match (self.word & DIR_MASK) >> DIR_SHIFT {
+            1 => Direction::Ingress,
+            2 => Direction::Egress,
+            _ => Direction::Unknown,
+        }
+    }
+
+    /// The key bits kept in the counter word (direction, REJECT bit and protocol).
     #[inline(always)]
     fn key_bits(&self) -> u64 {
-        self.word & (REJECT_BIT | 0xff << PROTO_SHIFT)
+        self.word & (DIR_MASK | REJECT_BIT | 0xff << PROTO_SHIFT)
     }
 
     #[inline(always)]
@@ -102,7 +115,14 @@ impl Counters {
             REJECT_BIT
         } else {
             0
-        }) | (k.protocol as u64) << PROTO_SHIFT
+        }) | (k.direction as u64) << DIR_SHIFT
+            | (k.protocol as u64) << PROTO_SHIFT
+    }
+
+    /// Action then direction, in the order [`FlowKey`] sorts them (its last two fields).
+    #[inline(always)]
+    fn action_direction(&self) -> u64 {
+        (self.word >> 47 & 1) << 2 | (self.word & DIR_MASK) >> DIR_SHIFT
     }
 
     /// Adds packets seen at `t_off` seconds into the window.
@@ -221,6 +241,7 @@ impl Entry for Entry4 {
             dst_port: self.ports as u16,
             protocol: self.c.protocol(),
             action: self.c.action(),
+            direction: self.c.direction(),
         }
     }
     #[inline]
@@ -229,7 +250,7 @@ impl Entry for Entry4 {
             (
                 (e.eni as u64) << 32 | e.c.first as u64,
                 (e.src as u64) << 32 | e.dst as u64,
-                (e.ports as u64) << 16 | (e.c.protocol() as u64) << 8 | (e.c.word >> 47 & 1),
+                (e.ports as u64) << 16 | (e.c.protocol() as u64) << 8 | e.c.action_direction(),
             )
         };
         a(self).cmp(&a(o))
@@ -277,6 +298,7 @@ impl Entry for Entry6 {
             dst_port: self.ports as u16,
             protocol: self.c.protocol(),
             action: self.c.action(),
+            direction: self.c.direction(),
         }
     }
     #[inline]
@@ -284,8 +306,8 @@ impl Entry for Entry6 {
         (self.eni, self.c.first, &self.src, &self.dst, self.ports)
             .cmp(&(o.eni, o.c.first, &o.src, &o.dst, o.ports))
             .then_with(|| {
-                (self.c.protocol(), self.c.word >> 47 & 1)
-                    .cmp(&(o.c.protocol(), o.c.word >> 47 & 1))
+                (self.c.protocol(), self.c.action_direction())
+                    .cmp(&(o.c.protocol(), o.c.action_direction()))
             })
     }
     #[inline(always)]
@@ -458,7 +480,11 @@ mod tests {
     fn key(i: u32) -> FlowKey {
         FlowKey {
             eni: i % 3,
-            family: if i.is_multiple_of(4) { Family::V6 } else { Family::V4 },
+            family: if i.is_multiple_of(4) {
+                Family::V6
+            } else {
+                Family::V4
+            },
             src: {
                 let mut a = [0u8; 16];
                 a[..4].copy_from_slice(&i.to_be_bytes());
@@ -472,6 +498,11 @@ mod tests {
                 Action::Reject
             } else {
                 Action::Accept
+            },
+            direction: match i % 5 {
+                0 => flowlog_capture::Direction::Unknown,
+                1 | 2 => flowlog_capture::Direction::Ingress,
+                _ => flowlog_capture::Direction::Egress,
             },
         }
     }

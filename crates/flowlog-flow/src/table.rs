@@ -19,8 +19,9 @@
 //! - Output order is deterministic: windows by start, then records by ENI, first packet second
 //!   and key; SKIPDATA and NODATA records of a window follow its traffic records.
 
+use flowlog_capture::Direction;
 use flowlog_capture::{packet::addr, PacketMeta};
-use flowlog_model::record::Traffic;
+use flowlog_model::record::{FlowDirection, Traffic};
 use flowlog_model::{Action, FlowRecord, LogStatus};
 
 use crate::budget::FlowBudget;
@@ -176,6 +177,7 @@ impl WindowRecord {
             end: self.end,
             traffic: self.traffic,
             status: self.status,
+            context: None,
         }
     }
 }
@@ -604,6 +606,7 @@ impl FlowTable {
                         bytes: c.bytes,
                         action: k.action,
                         tcp_flags: c.tcp_flags(),
+                        direction: flow_direction(k.direction),
                     }),
                     status: LogStatus::Ok,
                 });
@@ -686,6 +689,7 @@ impl FlowTable {
                         bytes: c.bytes,
                         action: k.action,
                         tcp_flags: c.tcp_flags(),
+                        direction: flow_direction(k.direction),
                     }),
                     status: LogStatus::Ok,
                 });
@@ -738,3 +742,12 @@ fn named(r: WindowRecord, names: &[(String, String)]) -> FlowRecord {
 
 #[cfg(test)]
 mod tests;
+
+/// The record's flow-direction of a capture direction (unknown for files without it).
+fn flow_direction(d: Direction) -> Option<FlowDirection> {
+    match d {
+        Direction::Unknown => None,
+        Direction::Ingress => Some(FlowDirection::Ingress),
+        Direction::Egress => Some(FlowDirection::Egress),
+    }
+}

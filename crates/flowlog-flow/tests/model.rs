@@ -49,6 +49,7 @@ fn random_packet(rng: &mut StdRng) -> PacketMeta {
         header_len: 20,
         fragment: Fragment::None,
         frag_id: 0,
+        direction: Default::default(),
     };
     let n = if v6 { 16 } else { 4 };
     m.src[0] = 10;

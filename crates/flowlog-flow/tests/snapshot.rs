@@ -19,6 +19,7 @@ fn packet(i: u8, port: u16) -> PacketMeta {
         header_len: 20,
         fragment: Fragment::None,
         frag_id: 0,
+        direction: Default::default(),
     };
     m.src[..4].copy_from_slice(&[10, 0, 0, i]);
     m.dst[..4].copy_from_slice(&[10, 0, 1, 1]);

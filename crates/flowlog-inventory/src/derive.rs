@@ -57,6 +57,7 @@ pub fn default_inventory_for_host(
                 vpc_id: vpc_id.clone(),
                 cidr_block: cidr.clone(),
                 availability_zone: az.clone(),
+                availability_zone_id: None,
                 available_ip_address_count: net.usable(),
                 default_for_az: false,
                 tags: vec![],
@@ -83,6 +84,7 @@ pub fn default_inventory_for_host(
             security_group_ids: vec![],
             status: "in-use".into(),
             tags: vec![(BINDING_TAG.into(), binding.to_string())],
+            instance_id: None,
         });
     }
     inv

@@ -74,6 +74,7 @@ mod tests {
             } else {
                 vec![]
             },
+            instance_id: None,
         }
     }
 
@@ -95,6 +96,7 @@ mod tests {
             deliver_status: DeliverStatus::Success,
             deliver_error: None,
             tags: vec![],
+            destination_options: None,
         }
     }
 

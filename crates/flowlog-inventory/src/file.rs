@@ -10,12 +10,15 @@
 //! name = "lab-a"
 //! vpc = "lab"                   # a VPC's name or id
 //! cidr_block = "10.10.1.0/24"
+//! availability_zone = "eu-west-1a"   # optional; default <region>a
+//! availability_zone_id = "euw1-az1"  # optional; the records' az-id (else `-`)
 //!
 //! [[network_interface]]
 //! subnet = "lab-a"
 //! interface = "veth-a"          # host interface name
 //! netns = "lab1"                # optional network namespace (ip netns add ...)
 //! private_ip = "10.10.1.10"     # optional; else the next free address of the subnet
+//! instance_id = "i-0123456789abcdef0"  # optional; the records' instance-id (else `-`)
 //! ```
 
 use std::net::Ipv4Addr;
@@ -53,6 +56,7 @@ struct SubnetEntry {
     vpc: String,
     cidr_block: String,
     availability_zone: Option<String>,
+    availability_zone_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +68,7 @@ struct EniEntry {
     netns: Option<String>,
     private_ip: Option<Ipv4Addr>,
     description: Option<String>,
+    instance_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +191,7 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
                 .availability_zone
                 .clone()
                 .unwrap_or_else(|| format!("{region}a")),
+            availability_zone_id: s.availability_zone_id.clone(),
             available_ip_address_count: cidr.usable(),
             default_for_az: false,
             tags: s
@@ -261,6 +267,18 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
             }
         };
         taken.insert(u32::from(ip));
+        if let Some(i) = &e.instance_id {
+            let hex = i.strip_prefix("i-").unwrap_or("");
+            let ok = (hex.len() == 8 || hex.len() == 17)
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !ok {
+                return Err(bad(format!(
+                    "instance_id {i:?} of interface {binding} is not an instance id (i- and 8 or 17 hex digits)"
+                )));
+            }
+        }
         if !eni_ids.insert(id.clone()) {
             return Err(bad(format!("interface {binding} is listed twice")));
         }
@@ -279,6 +297,7 @@ pub fn parse(text: &str, account: &str, region: &str) -> Result<Inventory, FileE
             security_group_ids: vec![],
             status: "in-use".into(),
             tags: vec![(BINDING_TAG.into(), binding.to_string())],
+            instance_id: e.instance_id.clone(),
         });
     }
     Ok(inv)

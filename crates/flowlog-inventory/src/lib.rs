@@ -15,6 +15,7 @@ pub mod derive;
 pub mod desired;
 pub mod discover;
 pub mod file;
+pub mod ip_ranges;
 
 use flowlog_model::{NetworkInterface, Subnet, Vpc};
 

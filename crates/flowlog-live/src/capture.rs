@@ -26,7 +26,7 @@
 
 use std::time::Duration;
 
-use flowlog_capture::{gso_segments, parse, LinkType, PacketMeta, SkipCounts};
+use flowlog_capture::{gso_segments, parse, Direction, LinkType, PacketMeta, SkipCounts};
 use flowlog_flow::{FlowConfig, FlowTable, WindowRecord};
 use flowlog_model::Action;
 
@@ -316,12 +316,17 @@ impl Counter {
             tpacket::ARPHRD_ETHER | tpacket::ARPHRD_LOOPBACK => parse(LinkType::Ethernet, p.frame),
             _ => parse(LinkType::RawIp, p.frame.get(p.net_offset..).unwrap_or(&[])),
         };
-        let meta = match parsed {
+        let mut meta = match parsed {
             Ok(m) => m,
             Err(reason) => {
                 self.stats.skipped.add(reason);
                 return;
             }
+        };
+        meta.direction = if p.pkttype == tpacket::PACKET_OUTGOING {
+            Direction::Egress
+        } else {
+            Direction::Ingress
         };
         let (packets, bytes) = match p.vnet.and_then(|v| v.gso()) {
             Some(gso_size) => {
@@ -351,7 +356,7 @@ impl Counter {
             self.stats.nflog_ignored += 1;
             return;
         }
-        let meta = match parse(LinkType::RawIp, p.payload) {
+        let mut meta = match parse(LinkType::RawIp, p.payload) {
             Ok(m) => m,
             Err(_) => {
                 self.stats.nflog_malformed += 1;
@@ -367,6 +372,8 @@ impl Counter {
         let outbound = p.outdev == us;
         match p.hook {
             Hook::PreRouting | Hook::LocalIn | Hook::Forward if inbound => {
+                // The ring saw this packet arrive: the same key, so the move finds it.
+                meta.direction = Direction::Ingress;
                 self.pending.push(PendingReject {
                     meta,
                     ts_ns,
@@ -374,6 +381,7 @@ impl Counter {
                 });
             }
             Hook::LocalOut | Hook::PostRouting | Hook::Forward if outbound => {
+                meta.direction = Direction::Egress;
                 self.stats.rejects_outbound += 1;
                 self.table.add(ENI, &meta, ts_ns, Action::Reject);
             }

@@ -24,6 +24,9 @@ pub struct Subnet {
     pub vpc_id: String,
     pub cidr_block: String,
     pub availability_zone: String,
+    /// `AvailabilityZoneId` (`use1-az1`) when CreateSubnet or the inventory gave one: the
+    /// records' `az-id`.
+    pub availability_zone_id: Option<String>,
     /// Addresses of the subnet that are neither reserved nor used by an ENI.
     pub available_ip_address_count: u64,
     pub default_for_az: bool,
@@ -43,6 +46,8 @@ pub struct NetworkInterface {
     pub security_group_ids: Vec<String>,
     pub status: String,
     pub tags: Tags,
+    /// The instance the ENI is attached to, when the inventory names one (`instance-id`).
+    pub instance_id: Option<String>,
 }
 
 /// Where a flow log publishes, as given at creation.
@@ -145,11 +150,85 @@ pub struct FlowLog {
     pub deliver_status: DeliverStatus,
     pub deliver_error: Option<String>,
     pub tags: Tags,
+    /// `DestinationOptions` (S3 only; None for CloudWatch Logs).
+    pub destination_options: Option<DestinationOptions>,
+}
+
+/// `DestinationOptions.FileFormat` (spec §5.5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum FileFormat {
+    #[default]
+    PlainText,
+    Parquet,
+}
+
+impl FileFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::PlainText => "plain-text",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FileFormat> {
+        match s {
+            "plain-text" => Some(FileFormat::PlainText),
+            "parquet" => Some(FileFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// S3 `DestinationOptions` (spec §5.5): file format and key layout. Defaults: plain text,
+/// no Hive prefixes, daily partitions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct DestinationOptions {
+    pub file_format: FileFormat,
+    pub hive_compatible_partitions: bool,
+    pub per_hour_partition: bool,
+}
+
+impl DestinationOptions {
+    /// Compact text form for storage: `<format>,<hive>,<hour>` (`parquet,true,false`).
+    pub fn encode(&self) -> String {
+        format!(
+            "{},{},{}",
+            self.file_format.as_str(),
+            self.hive_compatible_partitions,
+            self.per_hour_partition
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<DestinationOptions> {
+        let mut it = s.split(',');
+        let file_format = FileFormat::parse(it.next()?)?;
+        let b = |v: Option<&str>| v?.parse::<bool>().ok();
+        let hive = b(it.next())?;
+        let hour = b(it.next())?;
+        it.next().is_none().then_some(DestinationOptions {
+            file_format,
+            hive_compatible_partitions: hive,
+            per_hour_partition: hour,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_s3_arn;
+    use super::{parse_s3_arn, DestinationOptions, FileFormat};
+
+    #[test]
+    fn destination_options_round_trip() {
+        let o = DestinationOptions {
+            file_format: FileFormat::Parquet,
+            hive_compatible_partitions: true,
+            per_hour_partition: false,
+        };
+        assert_eq!(o.encode(), "parquet,true,false");
+        assert_eq!(DestinationOptions::decode(&o.encode()), Some(o));
+        assert_eq!(DestinationOptions::decode("parquet,true"), None);
+        assert_eq!(DestinationOptions::decode("csv,true,true"), None);
+    }
 
     #[test]
     fn s3_arns() {

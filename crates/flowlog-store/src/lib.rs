@@ -77,6 +77,8 @@ pub struct NewFlowLogs {
     pub destination: Destination,
     pub log_format: Option<String>,
     pub max_aggregation_interval: Option<u32>,
+    /// S3 `DestinationOptions` (None for CloudWatch Logs).
+    pub destination_options: Option<flowlog_model::DestinationOptions>,
     pub tags: Tags,
     pub client_token: String,
     /// Canonical form of the request parameters, compared on token reuse.

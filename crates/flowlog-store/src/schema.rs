@@ -1,6 +1,32 @@
 //! The SQLite schema. Tables are created if missing; `user_version` records the layout.
 
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
+
+/// Columns added after layout 1 (issue 12): `(table, column, type)`. A database made by an
+/// older flowlog gets them with `ALTER TABLE ... ADD COLUMN` on open; new databases too, right
+/// after `SCHEMA` creates the layout-1 tables, so both go through one path.
+pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // `DestinationOptions` as `<format>,<hive>,<hour>`; NULL for CloudWatch Logs.
+    ("flow_logs", "dest_options", "TEXT"),
+    // `AvailabilityZoneId` of a subnet (records' `az-id`).
+    ("subnets", "az_id", "TEXT"),
+    // The instance an ENI is attached to (records' `instance-id`).
+    ("enis", "instance_id", "TEXT"),
+];
+
+/// Adds the missing [`ADDED_COLUMNS`].
+pub fn add_columns(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for (table, column, ty) in ADDED_COLUMNS {
+        let mut st = c.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+        let names: Vec<String> = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if !names.iter().any(|n| n == column) {
+            c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+        }
+    }
+    Ok(())
+}
 
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS vpcs (

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use flowlog_model::cidr::Cidr4;
 use flowlog_model::{
-    DeliverStatus, Destination, FlowLog, LogDestinationType, NetworkInterface, ResourceType,
-    Subnet, Tags, TrafficType, Vpc,
+    DeliverStatus, Destination, DestinationOptions, FlowLog, LogDestinationType, NetworkInterface,
+    ResourceType, Subnet, Tags, TrafficType, Vpc,
 };
 use rusqlite::{
     params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior,
@@ -43,6 +43,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let writer = open(path)?;
         writer.execute_batch(schema::SCHEMA)?;
+        schema::add_columns(&writer)?;
         writer.pragma_update(None, "user_version", schema::VERSION)?;
         let readers = (0..READERS)
             .map(|_| open(path).map(Mutex::new))
@@ -137,7 +138,7 @@ fn delete_flow_logs_of(tx: &Transaction<'_>, account: &str, resource_id: &str) -
 
 const FLOW_LOG_COLUMNS: &str = "seq, id, account, resource_id, resource_type, traffic_type, dest_type, \
     log_destination, log_group_name, role_arn, s3_bucket, s3_prefix, log_format, max_agg, created_ms, \
-    deliver_status, deliver_error";
+    deliver_status, deliver_error, dest_options";
 
 fn flow_log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, FlowLog)> {
     let corrupt = |i: usize, what: &str| {
@@ -179,6 +180,11 @@ fn flow_log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, FlowLog)> {
                 .ok_or_else(|| corrupt(15, "deliver_status"))?,
             deliver_error: r.get(16)?,
             tags: Vec::new(),
+            destination_options: r
+                .get::<_, Option<String>>(17)?
+                .as_deref()
+                .map(|s| DestinationOptions::decode(s).ok_or_else(|| corrupt(17, "dest_options")))
+                .transpose()?,
         },
     ))
 }
@@ -213,6 +219,32 @@ fn any_of(col: &str, values: &[String], binds: &mut Vec<String>) -> String {
     }
 }
 
+// Issue 12 columns (schema::ADDED_COLUMNS), written next to the layout-1 INSERTs.
+
+fn set_subnet_az_id(tx: &Transaction<'_>, id: &str, az_id: Option<&str>) -> Result<()> {
+    tx.prepare_cached("UPDATE subnets SET az_id = ?2 WHERE id = ?1")?
+        .execute(params![id, az_id])?;
+    Ok(())
+}
+
+fn set_eni_instance_id(tx: &Transaction<'_>, id: &str, instance_id: Option<&str>) -> Result<()> {
+    tx.prepare_cached("UPDATE enis SET instance_id = ?2 WHERE id = ?1")?
+        .execute(params![id, instance_id])?;
+    Ok(())
+}
+
+fn set_destination_options(
+    tx: &Transaction<'_>,
+    id: &str,
+    options: Option<&DestinationOptions>,
+) -> Result<()> {
+    if let Some(o) = options {
+        tx.prepare_cached("UPDATE flow_logs SET dest_options = ?2 WHERE id = ?1")?
+            .execute(params![id, o.encode()])?;
+    }
+    Ok(())
+}
+
 fn eni_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkInterface> {
     let groups: String = r.get(8)?;
     Ok(NetworkInterface {
@@ -227,6 +259,7 @@ fn eni_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkInterface> {
         security_group_ids: serde_json::from_str(&groups).unwrap_or_default(),
         status: r.get(9)?,
         tags: Vec::new(),
+        instance_id: r.get(10)?,
     })
 }
 
@@ -312,6 +345,7 @@ impl Store for SqliteStore {
                 "INSERT INTO subnets(id, account, vpc_id, cidr, az, default_for_az) VALUES (?1,?2,?3,?4,?5,?6)",
                 params![s.id, s.account_id, s.vpc_id, s.cidr_block, s.availability_zone, s.default_for_az],
             )?;
+            set_subnet_az_id(tx, &s.id, s.availability_zone_id.as_deref())?;
             insert_tags(tx, &s.id, &s.tags)
         })
     }
@@ -320,7 +354,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT s.id, s.account, s.vpc_id, s.cidr, s.az, s.default_for_az, \
-                 (SELECT COUNT(*) FROM enis e WHERE e.subnet_id = s.id) FROM subnets s WHERE s.account = ?1 ORDER BY s.seq",
+                 (SELECT COUNT(*) FROM enis e WHERE e.subnet_id = s.id), s.az_id FROM subnets s WHERE s.account = ?1 ORDER BY s.seq",
             )?;
             let rows = st.query_map([account_id], |r| {
                 let cidr: String = r.get(3)?;
@@ -332,6 +366,7 @@ impl Store for SqliteStore {
                     vpc_id: r.get(2)?,
                     cidr_block: cidr,
                     availability_zone: r.get(4)?,
+                    availability_zone_id: r.get(7)?,
                     default_for_az: r.get(5)?,
                     available_ip_address_count: usable.saturating_sub(used as u64),
                     tags: Vec::new(),
@@ -420,6 +455,7 @@ impl Store for SqliteStore {
                 security_group_ids: n.security_group_ids.clone(),
                 status: "available".to_string(),
                 tags: n.tags.clone(),
+                instance_id: None,
             };
             tx.execute(
                 "INSERT INTO enis(id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
@@ -437,7 +473,7 @@ impl Store for SqliteStore {
     fn network_interfaces(&self, account_id: &str) -> Result<Vec<NetworkInterface>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status FROM enis WHERE account = ?1 ORDER BY seq",
+                "SELECT id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status, instance_id FROM enis WHERE account = ?1 ORDER BY seq",
             )?;
             let mut out: Vec<NetworkInterface> = st.query_map([account_id], eni_row)?.collect::<std::result::Result<_, _>>()?;
             for e in &mut out {
@@ -627,6 +663,7 @@ impl Store for SqliteStore {
                     req.max_aggregation_interval,
                     req.creation_time_ms,
                 ])?;
+                set_destination_options(tx, &id, req.destination_options.as_ref())?;
                 insert_tags(tx, &id, &req.tags)?;
                 outcome.flow_log_ids.push(id);
             }
@@ -760,7 +797,7 @@ impl Store for SqliteStore {
     fn all_network_interfaces(&self) -> Result<Vec<NetworkInterface>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status FROM enis ORDER BY seq",
+                "SELECT id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status, instance_id FROM enis ORDER BY seq",
             )?;
             let mut out: Vec<NetworkInterface> = st.query_map([], eni_row)?.collect::<std::result::Result<_, _>>()?;
             for e in &mut out {
@@ -829,6 +866,7 @@ impl Store for SqliteStore {
                      ON CONFLICT(id) DO UPDATE SET cidr = excluded.cidr, vpc_id = excluded.vpc_id",
                     params![s.id, s.account_id, s.vpc_id, s.cidr_block, s.availability_zone, s.default_for_az],
                 )?;
+                set_subnet_az_id(tx, &s.id, s.availability_zone_id.as_deref())?;
                 insert_tags(tx, &s.id, &s.tags)?;
             }
             for e in enis {
@@ -839,6 +877,7 @@ impl Store for SqliteStore {
                      private_ip = excluded.private_ip, mac = excluded.mac, status = excluded.status",
                     params![e.id, e.account_id, e.subnet_id, e.vpc_id, e.availability_zone, e.description, e.private_ip_address, e.mac_address, e.status],
                 )?;
+                set_eni_instance_id(tx, &e.id, e.instance_id.as_deref())?;
                 insert_tags(tx, &e.id, &e.tags)?;
             }
             Ok(())

@@ -35,6 +35,7 @@ fn subnet(id: &str, vpc: &str, cidr: &str) -> Subnet {
         vpc_id: vpc.into(),
         cidr_block: cidr.into(),
         availability_zone: "us-east-1a".into(),
+        availability_zone_id: None,
         available_ip_address_count: 0,
         default_for_az: false,
         tags: vec![],
@@ -54,6 +55,7 @@ fn s3_request(ids: &[&str], token: &str) -> NewFlowLogs {
         },
         log_format: None,
         max_aggregation_interval: None,
+        destination_options: None,
         tags: vec![],
         client_token: token.into(),
         fingerprint: format!("fp-{}", ids.join(",")),
@@ -277,6 +279,7 @@ fn register_upserts_and_keeps_user_tags() {
         security_group_ids: vec![],
         status: "in-use".into(),
         tags: vec![("flowlog:interface".into(), "eth0".into())],
+        instance_id: None,
     };
     s.register(
         ACCT,
@@ -320,6 +323,7 @@ fn register_and_status_stay_inside_the_account() {
         security_group_ids: vec![],
         status: "in-use".into(),
         tags: vec![("flowlog:host".into(), "a".into())],
+        instance_id: None,
     };
     s.register(
         ACCT,
@@ -384,4 +388,83 @@ fn register_and_status_stay_inside_the_account() {
     assert!(s.network_interfaces(OTHER).unwrap().is_empty());
     let f = &s.all_flow_logs().unwrap()[0];
     assert_eq!(f.deliver_status, DeliverStatus::Success);
+}
+
+#[test]
+fn issue12_columns_round_trip() {
+    let (_d, s) = store();
+    let v = vpc("vpc-00000001");
+    let mut sn = subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24");
+    sn.availability_zone_id = Some("use1-az4".into());
+    let eni = flowlog_model::NetworkInterface {
+        id: "eni-00000001".into(),
+        account_id: ACCT.into(),
+        subnet_id: sn.id.clone(),
+        vpc_id: v.id.clone(),
+        availability_zone: "us-east-1a".into(),
+        description: String::new(),
+        private_ip_address: "10.0.1.7".into(),
+        mac_address: String::new(),
+        security_group_ids: vec![],
+        status: "in-use".into(),
+        tags: vec![],
+        instance_id: Some("i-0123456789abcdef0".into()),
+    };
+    s.register(ACCT, &[v], &[sn], &[eni]).unwrap();
+    assert_eq!(
+        s.subnets(ACCT).unwrap()[0].availability_zone_id.as_deref(),
+        Some("use1-az4")
+    );
+    assert_eq!(
+        s.all_network_interfaces().unwrap()[0]
+            .instance_id
+            .as_deref(),
+        Some("i-0123456789abcdef0")
+    );
+    let mut req = s3_request(&["vpc-00000001"], "t-opts");
+    let opts = flowlog_model::DestinationOptions {
+        file_format: flowlog_model::FileFormat::Parquet,
+        hive_compatible_partitions: true,
+        per_hour_partition: true,
+    };
+    req.destination_options = Some(opts);
+    s.create_flow_logs(&req).unwrap();
+    assert_eq!(
+        s.all_flow_logs().unwrap()[0].destination_options,
+        Some(opts)
+    );
+}
+
+#[test]
+fn a_layout_1_database_opens_and_gains_the_new_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        // The tables exactly as flowlog before issue 12 created them, with a flow log in it.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(crate::schema::SCHEMA).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute(
+            "INSERT INTO flow_logs(id, account, resource_id, resource_type, traffic_type, dest_type, \
+             log_destination, s3_bucket, s3_prefix, dup_key, created_ms, deliver_status) \
+             VALUES ('fl-00000001', ?1, 'vpc-00000001', 'VPC', 'ALL', 's3', 'arn:aws:s3:::b1', 'b1', '', 's3:b1/', 1, 'SUCCESS')",
+            [ACCT],
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    let got = s.all_flow_logs().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].destination_options, None);
+    s.register(
+        ACCT,
+        &[vpc("vpc-00000001")],
+        &[subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24")],
+        &[],
+    )
+    .unwrap();
+    drop(s);
+    // Opening again is a no-op for the columns.
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.subnets(ACCT).unwrap().len(), 1);
 }

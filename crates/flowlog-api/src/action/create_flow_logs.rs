@@ -4,7 +4,9 @@
 
 use flowlog_model::record::{Field, RecordFormat};
 use flowlog_model::resources::parse_s3_arn;
-use flowlog_model::{Destination, LogDestinationType, ResourceType, TrafficType};
+use flowlog_model::{
+    Destination, DestinationOptions, FileFormat, LogDestinationType, ResourceType, TrafficType,
+};
 use flowlog_store::{NewFlowLogs, TokenCheck};
 
 use super::Ctx;
@@ -25,6 +27,9 @@ const SCHEMA: &[&str] = &[
     "LogDestination",
     "LogFormat",
     "MaxAggregationInterval",
+    "DestinationOptions.FileFormat",
+    "DestinationOptions.HiveCompatiblePartitions",
+    "DestinationOptions.PerHourPartition",
     "TagSpecification.N.ResourceType",
     "TagSpecification.N.Tag.N.Key",
     "TagSpecification.N.Tag.N.Value",
@@ -160,6 +165,7 @@ fn parse(ctx: &Ctx<'_>) -> Result<NewFlowLogs, ApiError> {
         }
     };
     let log_format = p.get("LogFormat").map(check_log_format).transpose()?;
+    let destination_options = destination_options(ctx, dest_type)?;
     let tags = super::tag_specifications(p, "vpc-flow-log")?;
     let fingerprint = p
         .iter()
@@ -178,6 +184,7 @@ fn parse(ctx: &Ctx<'_>) -> Result<NewFlowLogs, ApiError> {
         destination,
         log_format,
         max_aggregation_interval,
+        destination_options,
         tags,
         client_token,
         fingerprint,
@@ -306,19 +313,66 @@ fn valid_group_name(g: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/' | b'#'))
 }
 
-/// `LogFormat`: `${field}` tokens separated by single spaces, each a field we can produce.
+/// `LogFormat` (spec §4.1): `${field}` tokens separated by single spaces, every one a VPC
+/// flow-log field; Transit Gateway fields are refused on VPC, subnet and ENI flow logs.
 fn check_log_format(f: &str) -> Result<String, ApiError> {
-    if RecordFormat::parse(f).is_some() {
-        return Ok(f.to_string());
+    use flowlog_model::record::FormatError;
+    match RecordFormat::parse_checked(f) {
+        Ok(_) => Ok(f.to_string()),
+        Err(FormatError::Syntax) => Err(ApiError::invalid_parameter(format!(
+            "1 validation error detected: Value '{f}' at 'logFormat' has an invalid format: use ${{field}} tokens separated by single spaces, at least one."
+        ))),
+        Err(e @ FormatError::Unknown(_)) => {
+            let supported: Vec<String> = Field::ALL
+                .iter()
+                .map(|k| format!("${{{}}}", k.name()))
+                .collect();
+            Err(ApiError::invalid_parameter(format!(
+                "Invalid LogFormat: {e}. Supported fields: {}.",
+                supported.join(" ")
+            )))
+        }
+        Err(e @ FormatError::TransitGatewayOnly(_)) => {
+            Err(ApiError::invalid_parameter(format!("Invalid LogFormat: {e}.")))
+        }
     }
-    let supported: Vec<String> = Field::ALL
-        .iter()
-        .map(|k| format!("${{{}}}", k.name()))
-        .collect();
-    Err(ApiError::invalid_parameter(format!(
-        "LogFormat '{f}' is not valid: use ${{field}} tokens separated by single spaces. Supported fields: {}.",
-        supported.join(" ")
-    )))
+}
+
+/// `DestinationOptions` (spec §5.5): S3 only; FileFormat `plain-text` | `parquet`; the two
+/// partition flags booleans. None for CloudWatch Logs; for S3 the defaults fill what is absent.
+fn destination_options(
+    ctx: &Ctx<'_>,
+    kind: LogDestinationType,
+) -> Result<Option<DestinationOptions>, ApiError> {
+    let p = ctx.params;
+    let given = p.names().any(|n| n.starts_with("DestinationOptions."));
+    if kind != LogDestinationType::S3 {
+        if given {
+            return Err(ApiError::invalid_parameter(
+                "DestinationOptions can only be used with LogDestinationType s3.",
+            ));
+        }
+        return Ok(None);
+    }
+    let file_format = match p.get("DestinationOptions.FileFormat") {
+        None => FileFormat::PlainText,
+        Some(v) => FileFormat::parse(v).ok_or_else(|| {
+            ApiError::invalid_value(
+                "DestinationOptions.FileFormat",
+                v,
+                "Valid values are plain-text and parquet.",
+            )
+        })?,
+    };
+    Ok(Some(DestinationOptions {
+        file_format,
+        hive_compatible_partitions: p
+            .bool("DestinationOptions.HiveCompatiblePartitions")?
+            .unwrap_or(false),
+        per_hour_partition: p
+            .bool("DestinationOptions.PerHourPartition")?
+            .unwrap_or(false),
+    }))
 }
 
 /// A token for callers that sent none (AWS returns one too).

@@ -97,8 +97,28 @@ fn write_flow_log(x: &mut Xml, f: &FlowLog) {
     if let Some(m) = f.max_aggregation_interval {
         x.num("maxAggregationInterval", m);
     }
+    if let flowlog_model::Destination::S3 { .. } = f.destination {
+        // S3 flow logs made before DestinationOptions existed report the defaults, as AWS does.
+        let o = f.destination_options.unwrap_or_default();
+        x.open("destinationOptions")
+            .leaf("fileFormat", o.file_format.as_str())
+            .leaf(
+                "hiveCompatiblePartitions",
+                bool_text(o.hive_compatible_partitions),
+            )
+            .leaf("perHourPartition", bool_text(o.per_hour_partition))
+            .close("destinationOptions");
+    }
     if !f.tags.is_empty() {
         x.tags(&f.tags);
+    }
+}
+
+fn bool_text(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
     }
 }
 

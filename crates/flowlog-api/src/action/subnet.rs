@@ -45,6 +45,18 @@ pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
             &format!("Expecting a zone of {region}, such as {region}a."),
         ));
     }
+    // `AvailabilityZoneId` (`use1-az1`): kept as given, it is the records' `az-id`.
+    let az_id = match ctx.params.optional("AvailabilityZoneId") {
+        None => None,
+        Some(id) if valid_az_id(id) => Some(id.to_string()),
+        Some(id) => {
+            return Err(ApiError::invalid_value(
+                "AvailabilityZoneId",
+                id,
+                "Expecting a zone ID such as use1-az1.",
+            ))
+        }
+    };
     let tags = super::tag_specifications(ctx.params, "subnet")?;
     ctx.dry_run()?;
     super::well_formed(IdKind::Vpc, vpc_id, "InvalidVpcID.Malformed")?;
@@ -54,6 +66,7 @@ pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         vpc_id: vpc_id.to_string(),
         cidr_block: cidr.to_string(),
         availability_zone: az,
+        availability_zone_id: az_id,
         available_ip_address_count: block.usable(),
         default_for_az: false,
         tags,
@@ -65,6 +78,19 @@ pub fn create(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     write_subnet(&mut x, &subnet, "pending");
     x.close("subnet");
     Ok(x.finish("CreateSubnet"))
+}
+
+/// `<2-8 lowercase letters or digits>-az<1-2 digits>`, e.g. `use1-az1`, `euw2-az3`.
+fn valid_az_id(id: &str) -> bool {
+    let Some((loc, n)) = id.split_once("-az") else {
+        return false;
+    };
+    (2..=8).contains(&loc.len())
+        && loc
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && (1..=2).contains(&n.len())
+        && n.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn write_subnet(x: &mut Xml, s: &Subnet, state: &str) {
@@ -85,6 +111,7 @@ fn write_subnet(x: &mut Xml, s: &Subnet, state: &str) {
         .empty("ipv6CidrBlockAssociationSet")
         .num("availableIpAddressCount", s.available_ip_address_count)
         .leaf("availabilityZone", &s.availability_zone)
+        .leaf_opt("availabilityZoneId", s.availability_zone_id.as_deref())
         .bool("defaultForAz", s.default_for_az)
         .bool("mapPublicIpOnLaunch", false)
         .bool("assignIpv6AddressOnCreation", false);

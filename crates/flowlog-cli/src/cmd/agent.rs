@@ -101,6 +101,17 @@ pub fn agent_config(
         sync_every: Duration::from_secs_f64(section.sync_secs),
         inventory,
         namespaces,
+        aws_ip_ranges: match &section.aws_ip_ranges {
+            Some(p) => Some(std::sync::Arc::new(
+                flowlog_inventory::ip_ranges::load(p).with_context(|| {
+                    format!(
+                        "[agent] aws_ip_ranges = {:?}: fix the path or remove the setting",
+                        p.display()
+                    )
+                })?,
+            )),
+            None => None,
+        },
     })
 }
 

@@ -57,6 +57,10 @@ pub struct Args {
     /// Ring size in MiB (1 MiB blocks).
     #[arg(long, default_value_t = 16)]
     pub ring_mb: u32,
+    /// Record format, as CreateFlowLogs' LogFormat (`${field}` tokens separated by single
+    /// spaces); `flow-direction` comes from the capture. Default: the v2 format.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
 }
 
 fn now_ns() -> u64 {
@@ -113,6 +117,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.ring_mb == 0 {
         bail!("--ring-mb must be at least 1");
     }
+    let format = match &args.log_format {
+        None => RecordFormat::default(),
+        Some(f) => RecordFormat::parse_checked(f)
+            .map_err(|e| anyhow::anyhow!("--log-format {f:?} is not valid: {e}"))?,
+    };
     if let Some(d) = args.duration {
         if !(d.is_finite() && d > 0.0) {
             bail!("--duration must be a positive number of seconds");
@@ -142,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut out = Output {
         w,
-        format: RecordFormat::default(),
+        format,
         template: FlowRecord {
             account_id: args.account.clone(),
             interface_id: args.eni.clone(),
@@ -150,6 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             end: 0,
             traffic: None,
             status: LogStatus::Ok,
+            context: None,
         },
         line: String::new(),
         records: 0,

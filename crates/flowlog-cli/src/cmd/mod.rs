@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod capture;
 pub mod credentials;
+pub mod ddl;
 pub mod logs;
 pub mod pcap;
 pub mod serve;

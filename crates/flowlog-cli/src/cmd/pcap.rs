@@ -1,4 +1,6 @@
-//! `flowlog pcap FILE`: a pcap or pcapng file → VPC flow log v2 records.
+//! `flowlog pcap FILE`: a pcap or pcapng file → VPC flow log records (v2 by default; any
+//! `--log-format`, as text or, with `--file-format parquet`, as the Parquet file S3 delivery
+//! writes).
 //!
 //! One pass over the file on two threads: a reading thread turns [`CaptureReader`] frames into
 //! parsed packets ([`parse`]) and hands them over in batches of 4096; the calling thread counts
@@ -16,10 +18,13 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use flowlog_capture::Direction;
 use flowlog_capture::{parse, CaptureError, CaptureFormat, CaptureReader, PacketMeta, SkipCounts};
+use flowlog_delivery::s3::parquet::LineWriter;
 use flowlog_flow::{FlowConfig, FlowTable, WindowRecord};
-use flowlog_model::record::RecordFormat;
-use flowlog_model::{Action, FlowRecord, LogStatus};
+use flowlog_model::record::{InterfaceContext, IpPrefix, RecordFormat};
+use flowlog_model::{Action, FileFormat, FlowRecord, LogStatus};
+use std::net::IpAddr;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,6 +50,39 @@ pub struct Args {
     /// flows beyond it are reported as SKIPDATA.
     #[arg(long, default_value_t = 1_000_000)]
     pub capacity: usize,
+    /// Record format: `${field}` tokens separated by single spaces, as CreateFlowLogs'
+    /// LogFormat (e.g. '${version} ${vpc-id} ${srcaddr} ${dstaddr} ${flow-direction}').
+    /// Default: the v2 format.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// `plain-text` (lines) or `parquet` (the Parquet file S3 delivery writes; needs --out).
+    #[arg(long, default_value = "plain-text", value_name = "FORMAT")]
+    pub file_format: String,
+    /// The interface's own address (repeatable): packets from it are `egress`, to it
+    /// `ingress` (flow-direction, traffic-path). Without it those fields are `-`.
+    #[arg(long = "address", value_name = "IP")]
+    pub addresses: Vec<IpAddr>,
+    /// vpc-id written in every record.
+    #[arg(long)]
+    pub vpc_id: Option<String>,
+    /// subnet-id written in every record.
+    #[arg(long)]
+    pub subnet_id: Option<String>,
+    /// instance-id written in every record.
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// region written in every record.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// az-id written in every record.
+    #[arg(long)]
+    pub az_id: Option<String>,
+    /// CIDR of the interface's VPC (repeatable): egress into it is traffic-path 1.
+    #[arg(long = "vpc-cidr", value_name = "CIDR")]
+    pub vpc_cidrs: Vec<String>,
+    /// AWS ip-ranges.json (or a file of its shape) for pkt-src/dst-aws-service.
+    #[arg(long, value_name = "FILE")]
+    pub aws_ip_ranges: Option<PathBuf>,
 }
 
 const OUT_BUFFER: usize = 1 << 20;
@@ -61,6 +99,8 @@ struct Output<'a> {
     line: String,
     records: u64,
     error: Option<io::Error>,
+    /// `--file-format parquet`: lines go to this writer instead of `w`.
+    parquet: Option<LineWriter<BufWriter<File>>>,
 }
 
 impl Output<'_> {
@@ -69,9 +109,18 @@ impl Output<'_> {
         self.template.end = r.end;
         self.template.traffic = r.traffic;
         self.template.status = r.status;
+        self.records += 1;
+        if let Some(pq) = &mut self.parquet {
+            self.line.clear();
+            self.format.write_line(&self.template, &mut self.line);
+            if let Err(e) = pq.push_line(&self.line) {
+                self.error.get_or_insert(e);
+            }
+            self.line.clear();
+            return;
+        }
         self.format.write_line(&self.template, &mut self.line);
         self.line.push('\n');
-        self.records += 1;
         if self.line.len() >= OUT_BUFFER {
             self.flush_line();
         }
@@ -87,6 +136,13 @@ impl Output<'_> {
     }
 
     fn finish(mut self) -> io::Result<u64> {
+        if let Some(pq) = self.parquet.take() {
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
+            pq.finish()?.flush()?;
+            return Ok(self.records);
+        }
         self.flush_line();
         if let Some(e) = self.error.take() {
             return Err(e);
@@ -147,6 +203,7 @@ fn read_packets(
     full: mpsc::SyncSender<Batch>,
     free: mpsc::Receiver<Batch>,
     position: Arc<AtomicU64>,
+    addresses: Vec<IpAddr>,
 ) -> ReadEnd {
     let mut frames = 0u64;
     let mut skips = SkipCounts::default();
@@ -159,7 +216,12 @@ fn read_packets(
         };
         frames += 1;
         match parse(frame.link, frame.data) {
-            Ok(m) => batch.push((frame.ts_ns, m)),
+            Ok(mut m) => {
+                if !addresses.is_empty() {
+                    m.direction = direction(&m, &addresses);
+                }
+                batch.push((frame.ts_ns, m))
+            }
             Err(reason) => skips.add(reason),
         }
         if batch.len() == BATCH_PACKETS {
@@ -184,6 +246,53 @@ fn read_packets(
     }
 }
 
+/// A file has no capture direction: the interface's own addresses give it.
+fn direction(m: &PacketMeta, addresses: &[IpAddr]) -> Direction {
+    if addresses.contains(&m.src_addr()) {
+        Direction::Egress
+    } else if addresses.contains(&m.dst_addr()) {
+        Direction::Ingress
+    } else {
+        Direction::Unknown
+    }
+}
+
+/// The `--log-format` and interface options as a format and a record context.
+fn format_and_context(
+    args: &Args,
+) -> anyhow::Result<(RecordFormat, Option<Arc<InterfaceContext>>)> {
+    let format = match &args.log_format {
+        None => RecordFormat::default(),
+        Some(f) => RecordFormat::parse_checked(f).map_err(|e| {
+            anyhow::anyhow!("--log-format {f:?} is not valid: {e} (example: --log-format '${{version}} ${{srcaddr}} ${{dstaddr}} ${{flow-direction}}')")
+        })?,
+    };
+    let vpc_cidrs = args
+        .vpc_cidrs
+        .iter()
+        .map(|c| {
+            IpPrefix::parse(c).ok_or_else(|| {
+                anyhow::anyhow!("--vpc-cidr {c:?} is not a CIDR block (e.g. 10.0.0.0/16)")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let aws_ranges = match &args.aws_ip_ranges {
+        Some(p) => Some(Arc::new(flowlog_inventory::ip_ranges::load(p)?)),
+        None => None,
+    };
+    let ctx = InterfaceContext {
+        vpc_id: args.vpc_id.clone(),
+        subnet_id: args.subnet_id.clone(),
+        instance_id: args.instance_id.clone(),
+        region: args.region.clone(),
+        az_id: args.az_id.clone(),
+        vpc_cidrs,
+        aws_ranges,
+    };
+    let context = (ctx != InterfaceContext::default()).then(|| Arc::new(ctx));
+    Ok((format, context))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.interval == 0 || args.interval > flowlog_flow::table::MAX_INTERVAL {
         bail!(
@@ -194,6 +303,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.capacity == 0 {
         bail!("--capacity must be at least 1");
     }
+    let (format, context) = format_and_context(&args)?;
+    let file_format = FileFormat::parse(&args.file_format).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--file-format {:?} is not valid: use plain-text or parquet",
+            args.file_format
+        )
+    })?;
+    let parquet = match (file_format, &args.out) {
+        (FileFormat::PlainText, _) => None,
+        (FileFormat::Parquet, None) => {
+            bail!("--file-format parquet writes a binary file: give it with --out FILE")
+        }
+        (FileFormat::Parquet, Some(p)) => {
+            let f = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            Some(LineWriter::new(
+                format.fields(),
+                BufWriter::with_capacity(OUT_BUFFER, f),
+            )?)
+        }
+    };
     let file = File::open(&args.file)
         .with_context(|| format!("cannot open capture file {}", args.file.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -204,13 +333,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let stdout = io::stdout();
     let w: Box<dyn Write> = match &args.out {
+        Some(_) if parquet.is_some() => Box::new(io::sink()),
         Some(p) => Box::new(BufWriter::with_capacity(
             OUT_BUFFER,
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
         None => Box::new(stdout.lock()),
     };
-    let format = RecordFormat::default();
     let mut out = Output {
         w,
         template: FlowRecord {
@@ -220,13 +349,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             end: 0,
             traffic: None,
             status: LogStatus::Ok,
+            context,
         },
         format,
         line: String::with_capacity(OUT_BUFFER + 4096),
         records: 0,
         error: None,
+        parquet,
     };
-    if args.header {
+    if args.header && out.parquet.is_none() {
         out.line.push_str(&out.format.header());
         out.line.push('\n');
     }
@@ -246,7 +377,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(8);
     let reading = {
         let position = position.clone();
-        std::thread::spawn(move || read_packets(reader, full_tx, free_rx, position))
+        let addresses = args.addresses.clone();
+        std::thread::spawn(move || read_packets(reader, full_tx, free_rx, position, addresses))
     };
 
     // packets at or after this time open a new window, which closes the one before the previous

@@ -2,7 +2,6 @@
 //! tests and tools need (GetObject, ListObjectsV2, CreateBucket). Requests are signed with our
 //! SigV4 ([`crate::sigv4`]) and sent with `x-amz-content-sha256` of the full body.
 
-use super::CONTENT_TYPE;
 use crate::config::S3Config;
 use crate::sigv4::{self, Credentials};
 use crate::DeliveryError;
@@ -146,7 +145,7 @@ impl S3Client {
                 key,
                 &[],
                 &[
-                    ("content-type", CONTENT_TYPE),
+                    ("content-type", super::content_type(key)),
                     ("content-length", &len),
                     ("x-amz-acl", "bucket-owner-full-control"),
                 ],

@@ -1,12 +1,37 @@
-//! S3 object keys exactly as AWS names flow log files (spec §5.1):
-//! `[prefix/]AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{mm}/{dd}/{account}_vpcflowlogs_{region}_{flow-log-id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz`.
+//! S3 object keys exactly as AWS names flow log files (spec §5.1, §5.5):
+//! `[prefix/]AWSLogs/{account}/vpcflowlogs/{region}/{yyyy}/{mm}/{dd}/{account}_vpcflowlogs_{region}_{flow-log-id}_{YYYYMMDDTHHmmZ}_{hash}.log.gz`,
+//! with `DestinationOptions`: Hive-compatible directories
+//! (`AWSLogs/aws-account-id={account}/aws-service=vpcflowlogs/aws-region={region}/year={yyyy}/month={mm}/day={dd}/`),
+//! a per-hour level (`{HH}/`, or `hour={HH}/` with Hive), and `.log.parquet` for Parquet.
 //!
 //! The timestamp is the window **start** (spec §14 Q3). The 8-hex `hash` is derived from the
 //! spooled batch id (random per batch, mixed with the agent id), so two agents never share a key
 //! while a batch re-sent after a crash overwrites its own object.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+
+/// The key layout and file format of one flow log's objects (its `DestinationOptions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    #[serde(default)]
+    pub hive: bool,
+    #[serde(default)]
+    pub per_hour: bool,
+    #[serde(default)]
+    pub parquet: bool,
+}
+
+impl From<flowlog_model::DestinationOptions> for Layout {
+    fn from(o: flowlog_model::DestinationOptions) -> Layout {
+        Layout {
+            hive: o.hive_compatible_partitions,
+            per_hour: o.per_hour_partition,
+            parquet: o.file_format == flowlog_model::FileFormat::Parquet,
+        }
+    }
+}
 
 /// Everything that names one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +44,7 @@ pub struct ObjectName<'a> {
     pub window_start: u64,
     /// Identity of the spooled batch (agent id + batch id).
     pub batch_id: &'a str,
+    pub layout: Layout,
 }
 
 /// 8 lowercase hex characters, deterministic per batch id.
@@ -31,16 +57,24 @@ impl ObjectName<'_> {
     pub fn key(&self) -> String {
         let t = OffsetDateTime::from_unix_timestamp(self.window_start as i64)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let (y, m, d) = (t.year(), u8::from(t.month()), t.day());
+        let (y, m, d, hh) = (t.year(), u8::from(t.month()), t.day(), t.hour());
+        let (acct, region) = (self.account_id, self.region);
+        let l = self.layout;
+        let dir = match (l.hive, l.per_hour) {
+            (false, false) => format!("{acct}/vpcflowlogs/{region}/{y:04}/{m:02}/{d:02}/"),
+            (false, true) => format!("{acct}/vpcflowlogs/{region}/{y:04}/{m:02}/{d:02}/{hh:02}/"),
+            (true, per_hour) => format!(
+                "aws-account-id={acct}/aws-service=vpcflowlogs/aws-region={region}/year={y:04}/month={m:02}/day={d:02}/{}",
+                if per_hour { format!("hour={hh:02}/") } else { String::new() }
+            ),
+        };
         format!(
-            "{prefix}AWSLogs/{acct}/vpcflowlogs/{region}/{y:04}/{m:02}/{d:02}/{acct}_vpcflowlogs_{region}_{fl}_{y:04}{m:02}{d:02}T{hh:02}{mm:02}Z_{hash}.log.gz",
+            "{prefix}AWSLogs/{dir}{acct}_vpcflowlogs_{region}_{fl}_{y:04}{m:02}{d:02}T{hh:02}{mm:02}Z_{hash}.log.{ext}",
             prefix = self.prefix,
-            acct = self.account_id,
-            region = self.region,
             fl = self.flow_log_id,
-            hh = t.hour(),
             mm = t.minute(),
             hash = batch_hash(self.batch_id),
+            ext = if l.parquet { "parquet" } else { "gz" },
         )
     }
 }
@@ -57,6 +91,7 @@ mod tests {
             flow_log_id: "fl-1234abcd",
             window_start: start,
             batch_id: batch,
+            layout: Layout::default(),
         }
         .key()
     }
@@ -88,5 +123,46 @@ mod tests {
         assert_eq!(name("", 0, "a/1"), name("", 0, "a/1"));
         assert_ne!(name("", 0, "a/1"), name("", 0, "b/1"));
         assert_ne!(batch_hash("a/1"), batch_hash("a/2"));
+    }
+
+    #[test]
+    fn destination_options_change_directories_and_extension() {
+        let key = |hive, per_hour, parquet| {
+            ObjectName {
+                prefix: "p/",
+                account_id: "123456789012",
+                region: "us-east-1",
+                flow_log_id: "fl-1234abcd",
+                // 2018-06-20T16:20:00Z
+                window_start: 1529511600,
+                batch_id: "x",
+                layout: Layout {
+                    hive,
+                    per_hour,
+                    parquet,
+                },
+            }
+            .key()
+        };
+        let dir = |k: String| k.rsplit_once('/').unwrap().0.to_string();
+        assert_eq!(
+            dir(key(false, true, false)),
+            "p/AWSLogs/123456789012/vpcflowlogs/us-east-1/2018/06/20/16"
+        );
+        assert_eq!(
+            dir(key(true, false, false)),
+            "p/AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=us-east-1/year=2018/month=06/day=20"
+        );
+        assert_eq!(
+            dir(key(true, true, true)),
+            "p/AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=us-east-1/year=2018/month=06/day=20/hour=16"
+        );
+        assert!(key(true, true, true).ends_with(".log.parquet"));
+        assert!(key(false, false, false).ends_with(".log.gz"));
+        let file = |k: String| k.rsplit_once('/').unwrap().1.to_string();
+        assert_eq!(
+            file(key(true, true, true)).replace(".log.parquet", ""),
+            file(key(false, false, false)).replace(".log.gz", "")
+        );
     }
 }

@@ -10,15 +10,28 @@
 //! `x-amz-acl: bucket-owner-full-control` (spec §5.3).
 
 pub mod client;
+pub mod ddl;
 pub mod key;
 pub mod local;
+pub mod parquet;
 
 pub use client::{BucketCheck, S3Client};
-pub use key::ObjectName;
+pub use key::{Layout, ObjectName};
 pub use local::LocalS3;
 
 /// `Content-Type` of every flow log object.
 pub const CONTENT_TYPE: &str = "application/x-gzip";
+/// Content type of Parquet objects (`.log.parquet`).
+pub const PARQUET_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The content type of an object by its key's file name.
+pub fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".parquet") {
+        PARQUET_CONTENT_TYPE
+    } else {
+        CONTENT_TYPE
+    }
+}
 
 /// Where S3 objects go: a remote endpoint or the embedded directory.
 pub enum S3Sink {

@@ -40,8 +40,10 @@ pub fn records(eni: &str, n: usize, window_start: u64, seed: u32) -> Vec<FlowRec
                     bytes: 60 + (i as u64 % 1400),
                     action,
                     tcp_flags: 2,
+                    direction: None,
                 }),
                 status: LogStatus::Ok,
+                context: None,
             }
         })
         .collect()
@@ -58,6 +60,7 @@ pub fn s3_target(id: &str, bucket: &str, prefix: &str) -> FlowLogTarget {
             bucket: bucket.into(),
             prefix: prefix.into(),
         },
+        options: Default::default(),
     }
 }
 
@@ -72,6 +75,7 @@ pub fn cwl_target(id: &str, group: &str, tt: TrafficType) -> FlowLogTarget {
             group: group.into(),
             role_arn: ROLE.into(),
         },
+        options: Default::default(),
     }
 }
 

@@ -19,6 +19,7 @@ fn pkt(src: u8, dst: u8, proto: u8, sp: u16, dp: u16, len: u32) -> PacketMeta {
         header_len: 40,
         fragment: Fragment::None,
         frag_id: 0,
+        direction: Default::default(),
     };
     m.src[..4].copy_from_slice(&[10, 0, 0, src]);
     m.dst[..4].copy_from_slice(&[10, 0, 0, dst]);

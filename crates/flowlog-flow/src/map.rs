@@ -453,7 +453,11 @@ mod tests {
     fn key(i: u32) -> FlowKey {
         FlowKey {
             eni: i % 3,
-            family: if i % 4 == 0 { Family::V6 } else { Family::V4 },
+            family: if i.is_multiple_of(4) {
+                Family::V6
+            } else {
+                Family::V4
+            },
             src: {
                 let mut a = [0u8; 16];
                 a[..4].copy_from_slice(&i.to_be_bytes());

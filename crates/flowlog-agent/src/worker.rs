@@ -135,6 +135,9 @@ impl Drop for Worker {
     }
 }
 
+/// Records handed to delivery at once while a window closes.
+const SUBMIT_CHUNK: usize = 8192;
+
 fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     mut capture: Capture<R, N>,
     verdicts: Option<Receiver<Arc<[u8]>>>,
@@ -164,11 +167,21 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
                 capture.feed_nflog(&d, now_ns());
             }
         }
-        capture.close_due(now_ns(), &mut |r| batch.push(r.into_record(account, eni)));
+        // a closing window goes to the spool in chunks: a flood's window of a budget's worth
+        // of flows is never held twice (as records and as routed lines) in full
+        capture.close_due(now_ns(), &mut |r| {
+            batch.push(r.into_record(account, eni));
+            if batch.len() >= SUBMIT_CHUNK {
+                deliver(&mut batch);
+            }
+        });
         deliver(&mut batch);
     }
     if let Err(e) = capture.finish(now_ns, settle, &mut |r| {
-        batch.push(r.into_record(account, eni))
+        batch.push(r.into_record(account, eni));
+        if batch.len() >= SUBMIT_CHUNK {
+            deliver(&mut batch);
+        }
     }) {
         tracing::warn!(eni, error = %e, "error while flushing the last window");
     }

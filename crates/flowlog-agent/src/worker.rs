@@ -213,6 +213,9 @@ impl Publish {
     }
 }
 
+/// Records handed to delivery at once while a window closes.
+const SUBMIT_CHUNK: usize = 8192;
+
 #[allow(clippy::too_many_arguments)]
 fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
     mut capture: Capture<R, N>,
@@ -273,15 +276,28 @@ fn run<R: flowlog_live::Source, N: flowlog_live::Source>(
                 capture.feed_nflog(&d, now_ns());
             }
         }
-        capture.close_due(now_ns(), &mut |r| batch.push(names.record(r)));
-        let closed = !batch.is_empty();
+        // a closing window goes to the spool in chunks: a flood's window of a budget's worth
+        // of flows is never held twice (as records and as routed lines) in full
+        let mut closed = false;
+        capture.close_due(now_ns(), &mut |r| {
+            closed = true;
+            batch.push(names.record(r));
+            if batch.len() >= SUBMIT_CHUNK {
+                deliver(&mut batch);
+            }
+        });
         deliver(&mut batch);
         // After the closed windows are spooled, so the checkpoint never holds spooled records
         // for longer than this call.
         checkpoint(&capture, closed);
         publish.stats(capture.stats(), capture.table_entries(), counters);
     }
-    if let Err(e) = capture.finish(now_ns, settle, &mut |r| batch.push(names.record(r))) {
+    if let Err(e) = capture.finish(now_ns, settle, &mut |r| {
+        batch.push(names.record(r));
+        if batch.len() >= SUBMIT_CHUNK {
+            deliver(&mut batch);
+        }
+    }) {
         tracing::warn!(eni, error = %e, "error while flushing the last window");
     }
     deliver(&mut batch);

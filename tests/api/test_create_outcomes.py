@@ -285,11 +285,16 @@ def test_s20_missing_bucket(s3_server):
     assert s3_server.fl_ids_for(v1) == []
 
 
-def test_s20_existing_bucket(s3_server):
-    """Scenario 20 control: an existing bucket (with a subfolder) on the endpoint is accepted."""
+def test_s20_existing_bucket(s3_server, moto):
+    """Scenario 20 control: an existing bucket (with a subfolder) on the endpoint is accepted,
+    and the writability check leaves its zero-byte folder marker under the subfolder, where the
+    objects will go (`my-logs/AWSLogs/`), not at the bucket root."""
     v = s3_server.vpc()
     ids = s3_server.fl_ok([v], dest="arn:aws:s3:::bucket-b1/my-logs/")
     assert len(ids) == 1
+    keys = [o["Key"] for o in moto.s3().list_objects_v2(Bucket="bucket-b1").get("Contents", [])]
+    assert "my-logs/AWSLogs/" in keys, keys
+    assert "AWSLogs/" not in keys, keys
 
 
 def test_s20_no_endpoint_accepts_any_bucket(server):

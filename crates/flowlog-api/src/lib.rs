@@ -51,7 +51,9 @@ impl std::fmt::Debug for Credential {
 
 /// What CreateFlowLogs may ask about an S3 bucket before accepting it (spec §3.1 rule 21).
 pub trait BucketCheck: Send + Sync {
-    fn check(&self, bucket: &str) -> BucketStatus;
+    /// `prefix`: the flow log's subfolder (no leading or trailing `/`; empty for none), under
+    /// which the folder marker goes.
+    fn check(&self, bucket: &str, prefix: &str) -> BucketStatus;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,6 +49,9 @@ pub struct CwlEvents {
     pub role_arn: String,
     pub flow_log_ids: Vec<String>,
     pub events: Vec<Event>,
+    /// Some record of the batch carried traffic (not only NODATA). A stream is created by
+    /// its first traffic, as AWS creates it (spec §6, scenario 71).
+    pub has_traffic: bool,
 }
 
 /// The routed output of one batch of records.
@@ -99,6 +102,7 @@ impl Router {
             role_arn: String,
             ids: BTreeSet<String>,
             events: BTreeSet<Event>,
+            has_traffic: bool,
         }
         let mut cwl: BTreeMap<StreamKey, Acc> = BTreeMap::new();
         for r in records {
@@ -132,7 +136,9 @@ impl Router {
                             role_arn: role_arn.clone(),
                             ids: BTreeSet::new(),
                             events: BTreeSet::new(),
+                            has_traffic: false,
                         });
+                        acc.has_traffic |= r.status != flowlog_model::LogStatus::NoData;
                         acc.ids.insert(t.flow_log_id.clone());
                         acc.events.insert(Event {
                             timestamp: (r.start as i64).saturating_mul(1000),
@@ -150,6 +156,7 @@ impl Router {
                 role_arn: a.role_arn,
                 flow_log_ids: a.ids.into_iter().collect(),
                 events: a.events.into_iter().collect(),
+                has_traffic: a.has_traffic,
             })
             .collect();
         out
@@ -275,5 +282,19 @@ mod tests {
             vec!["fl-acc", "fl-all", "fl-rej"]
         );
         assert_eq!(routed.cwl[0].events[0].timestamp, 100_000);
+    }
+
+    #[test]
+    fn a_batch_of_nodata_only_is_marked_without_traffic() {
+        let r = Router::new([(
+            "eni-1".to_string(),
+            target("fl-all", TrafficType::All, cwl("g")),
+        )]);
+        assert!(!r.route(&[rec("eni-1", None, 100)]).cwl[0].has_traffic);
+        let both = r.route(&[
+            rec("eni-1", None, 100),
+            rec("eni-1", Some(Action::Accept), 160),
+        ]);
+        assert!(both.cwl[0].has_traffic);
     }
 }

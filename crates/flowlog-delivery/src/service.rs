@@ -50,6 +50,8 @@ struct Inner {
     cfg: DeliveryConfig,
     spool: Mutex<Spool>,
     router: RwLock<Router>,
+    /// CloudWatch Logs streams that have had traffic (see `submit`).
+    cwl_streams_with_traffic: Mutex<std::collections::HashSet<StreamKey>>,
     /// Flow logs of the last `set_targets`; None until the first (then nothing is dropped
     /// for being unknown: the spool may hold records from before a restart).
     live: RwLock<Option<std::collections::HashSet<String>>>,
@@ -147,6 +149,7 @@ impl Delivery {
                 cfg,
                 spool: Mutex::new(spool),
                 router: RwLock::new(Router::default()),
+                cwl_streams_with_traffic: Mutex::new(Default::default()),
                 live: RwLock::new(None),
                 s3,
                 cwl,
@@ -188,12 +191,26 @@ impl Delivery {
 
     /// Routes `records` and writes them to the spool; durable when this returns Ok.
     pub fn submit(&self, records: &[FlowRecord]) -> Result<SubmitSummary, DeliveryError> {
-        let routed = self
+        let mut routed = self
             .inner
             .router
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .route(records);
+        {
+            // A CloudWatch Logs stream (and its group) comes into being with the ENI's first
+            // traffic: NODATA before that creates nothing, as on AWS. Streams seen with
+            // traffic are remembered for the life of the process.
+            let mut live = lock(&self.inner.cwl_streams_with_traffic);
+            routed.cwl.retain(|c| {
+                if c.has_traffic {
+                    live.insert(c.key.clone());
+                    true
+                } else {
+                    live.contains(&c.key)
+                }
+            });
+        }
         let m = &self.inner.metrics;
         let mut sum = SubmitSummary {
             unrouted: routed.unrouted,

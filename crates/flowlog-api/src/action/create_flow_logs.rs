@@ -56,8 +56,10 @@ pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
         TokenCheck::New => {}
     }
     let mut req = req;
-    if let (Destination::S3 { bucket, .. }, Some(checker)) = (&req.destination, &api.buckets) {
-        req.destination_error = match checker.check(bucket) {
+    if let (Destination::S3 { bucket, prefix, .. }, Some(checker)) =
+        (&req.destination, &api.buckets)
+    {
+        req.destination_error = match checker.check(bucket, prefix) {
             BucketStatus::Writable => None,
             BucketStatus::Missing => Some(("400".into(), format!("LogDestination: {bucket} does not exist"))),
             BucketStatus::AccessDenied => Some((

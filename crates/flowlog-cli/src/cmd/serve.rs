@@ -347,9 +347,18 @@ struct DeliveryBuckets {
 }
 
 impl flowlog_api::BucketCheck for DeliveryBuckets {
-    fn check(&self, bucket: &str) -> flowlog_api::BucketStatus {
+    fn check(&self, bucket: &str, prefix: &str) -> flowlog_api::BucketStatus {
         use flowlog_delivery::BucketCheck as B;
-        match self.rt.block_on(self.delivery.check_bucket(bucket, "")) {
+        // The marker goes where the objects go: `<prefix>/AWSLogs/`.
+        let key_prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        match self
+            .rt
+            .block_on(self.delivery.check_bucket(bucket, &key_prefix))
+        {
             B::Ok => flowlog_api::BucketStatus::Writable,
             B::Missing => flowlog_api::BucketStatus::Missing,
             B::AccessDenied => flowlog_api::BucketStatus::AccessDenied,

@@ -6,9 +6,10 @@ after changing a target's input format:
 Seeds are signed with botocore's SigV4 signer, with the fuzz targets' key, secret and clock
 (AKIAFUZZ / fuzz-secret-that-the-fuzzer-cannot-guess / 2026-01-01T00:00:00Z), so that they
 reach the code paths an attacker reaches: a real signature over one body, sent with another.
-- sigv4_verify (method NUL path NUL query NUL header lines NUL body): each seed is signed with
-  the secret but must still be refused (tampered body, UNSIGNED-PAYLOAD, presigned with a body,
-  X-Amz-Expires beyond 7 days); the target asserts nothing it gets is accepted.
+- sigv4_verify (method NUL path NUL query NUL header lines NUL body): each seed is a tamper case
+  (tampered body, UNSIGNED-PAYLOAD, presigned with a body, X-Amz-Expires beyond 7 days). The
+  target verifies with a secret of its own (not the seeds'), so a mutation that undoes the
+  tamper still cannot pass: it asserts nothing it gets is accepted.
 - sigv4_tamper (mode byte, [declared hash NUL], body): the replayed-body variants.
 - handle_signed (action byte, form body): the bounds (1001 IDs, 201 / 999 filter values,
   filter values over 1024 characters).

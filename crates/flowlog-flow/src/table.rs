@@ -593,24 +593,7 @@ impl FlowTable {
                 (a.0.eni, a.1.first, &a.0).cmp(&(b.0.eni, b.1.first, &b.0))
             });
             for (k, c) in items.iter().filter(|(_, c)| c.packets() > 0) {
-                sink(WindowRecord {
-                    eni: k.eni,
-                    start: w.start + c.first as u64,
-                    end: w.start + c.last as u64,
-                    traffic: Some(Traffic {
-                        src: addr(k.family, &k.src),
-                        dst: addr(k.family, &k.dst),
-                        src_port: k.src_port,
-                        dst_port: k.dst_port,
-                        protocol: k.protocol,
-                        packets: c.packets(),
-                        bytes: c.bytes,
-                        action: k.action,
-                        tcp_flags: c.tcp_flags(),
-                        direction: flow_direction(k.direction),
-                    }),
-                    status: LogStatus::Ok,
-                });
+                sink(traffic_record(w.start, k, c));
             }
             for &(eni, _) in &w.skipped {
                 sink(WindowRecord {
@@ -676,24 +659,7 @@ impl FlowTable {
                 if !nodata.is_empty() && seen.last() != Some(&k.eni) {
                     seen.push(k.eni);
                 }
-                sink(WindowRecord {
-                    eni: k.eni,
-                    start: start + c.first as u64,
-                    end: start + c.last as u64,
-                    traffic: Some(Traffic {
-                        src: addr(k.family, &k.src),
-                        dst: addr(k.family, &k.dst),
-                        src_port: k.src_port,
-                        dst_port: k.dst_port,
-                        protocol: k.protocol,
-                        packets: c.packets(),
-                        bytes: c.bytes,
-                        action: k.action,
-                        tcp_flags: c.tcp_flags(),
-                        direction: flow_direction(k.direction),
-                    }),
-                    status: LogStatus::Ok,
-                });
+                sink(traffic_record(start, &k, &c));
             }
         }
         w.flows.v4.clear();
@@ -743,6 +709,29 @@ fn named(r: WindowRecord, names: &[(String, String)]) -> FlowRecord {
 
 #[cfg(test)]
 mod tests;
+
+/// The OK record of one flow of the window starting at `start`.
+#[inline]
+fn traffic_record(start: u64, k: &FlowKey, c: &Counters) -> WindowRecord {
+    WindowRecord {
+        eni: k.eni,
+        start: start + c.first as u64,
+        end: start + c.last as u64,
+        traffic: Some(Traffic {
+            src: addr(k.family, &k.src),
+            dst: addr(k.family, &k.dst),
+            src_port: k.src_port,
+            dst_port: k.dst_port,
+            protocol: k.protocol,
+            packets: c.packets(),
+            bytes: c.bytes,
+            action: k.action,
+            tcp_flags: c.tcp_flags(),
+            direction: flow_direction(k.direction),
+        }),
+        status: LogStatus::Ok,
+    }
+}
 
 /// The record's flow-direction of a capture direction (unknown for files without it).
 fn flow_direction(d: Direction) -> Option<FlowDirection> {

@@ -102,7 +102,10 @@ def wait_until(pred, timeout=40.0, what="condition"):
 
 
 def objects(s3, prefix):
-    return [o["Key"] for o in s3.list_objects_v2(Bucket="f12", Prefix=prefix).get("Contents", [])]
+    """The flow-log objects under `prefix` (not the zero-byte `<prefix>AWSLogs/` folder marker
+    the bucket check leaves, as on AWS)."""
+    return [o["Key"] for o in s3.list_objects_v2(Bucket="f12", Prefix=prefix).get("Contents", [])
+            if not o["Key"].endswith("/")]
 
 
 def text_records(s3, prefix, header):

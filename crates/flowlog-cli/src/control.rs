@@ -96,33 +96,6 @@ impl LocalControl {
         }
         note_capture(&mut inv.enis, &req.capture);
         let key = (account.to_string(), req.host.clone());
-        // An ENI another host captures stays that host's: a sync may not re-home it (which
-        // would silently stop the other host's capture).
-        let stored: HashMap<String, Option<String>> = self
-            .store
-            .network_interfaces(account)?
-            .into_iter()
-            .map(|e| {
-                let host = e
-                    .tags
-                    .iter()
-                    .find(|(k, _)| k == HOST_TAG)
-                    .map(|(_, h)| h.clone());
-                (e.id, host)
-            })
-            .collect();
-        for eni in &inv.enis {
-            if let Some(Some(owner)) = stored.get(&eni.id) {
-                if *owner != req.host {
-                    return Err(HostConflict {
-                        eni: eni.id.clone(),
-                        owner: owner.clone(),
-                        host: req.host.clone(),
-                    }
-                    .into());
-                }
-            }
-        }
         let changed = self
             .registered
             .lock()
@@ -138,6 +111,7 @@ impl LocalControl {
                     registered.clear();
                 }
             }
+            self.check_hosts(account, &req.host, &inv)?;
             // The store refuses (ForeignResource) any ID owned by another account.
             self.store
                 .register(account, &inv.vpcs, &inv.subnets, &inv.enis)?;
@@ -245,4 +219,38 @@ fn interface_specs(
             (e.id.clone(), spec)
         })
         .collect())
+}
+
+impl LocalControl {
+    /// An ENI another host captures stays that host's: a sync may not re-home it (which
+    /// would silently stop the other host's capture). Checked only when the inventory is
+    /// about to be written, so an unchanged sync reads nothing more.
+    fn check_hosts(&self, account: &str, host: &str, inv: &Inventory) -> anyhow::Result<()> {
+        let stored: HashMap<String, Option<String>> = self
+            .store
+            .network_interfaces(account)?
+            .into_iter()
+            .map(|e| {
+                let host = e
+                    .tags
+                    .iter()
+                    .find(|(k, _)| k == HOST_TAG)
+                    .map(|(_, h)| h.clone());
+                (e.id, host)
+            })
+            .collect();
+        for eni in &inv.enis {
+            if let Some(Some(owner)) = stored.get(&eni.id) {
+                if owner != host {
+                    return Err(HostConflict {
+                        eni: eni.id.clone(),
+                        owner: owner.clone(),
+                        host: host.to_string(),
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -144,6 +144,31 @@ pub struct NewNetworkInterface {
     pub tags: Tags,
 }
 
+/// Tag naming the host whose agent captures an ENI (written by agent sync). ENIs without it
+/// are captured by every agent that has the bound interface.
+pub const HOST_TAG: &str = "flowlog:host";
+
+/// What one agent sync needs from the store: the resources of one host, read in proportion
+/// to that host's ENIs (not to the whole table).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostView {
+    /// ENIs of the account tagged `flowlog:host` = the host, or without that tag.
+    pub enis: Vec<NetworkInterface>,
+    /// The VPCs of those ENIs.
+    pub vpcs: Vec<Vpc>,
+    /// The subnets of those ENIs.
+    pub subnets: Vec<Subnet>,
+    /// The account's flow logs whose resource is one of those ENIs, their subnets or VPCs.
+    pub flow_logs: Vec<FlowLog>,
+}
+
+fn host_of(eni: &NetworkInterface) -> Option<&str> {
+    eni.tags
+        .iter()
+        .find(|(k, _)| k == HOST_TAG)
+        .map(|(_, v)| v.as_str())
+}
+
 /// The control plane's persistence.
 pub trait Store: Send + Sync {
     fn create_vpc(&self, vpc: &Vpc) -> Result<()>;
@@ -211,4 +236,69 @@ pub trait Store: Send + Sync {
     /// Sets `status` of an ENI of `account_id` (`in-use` while its interface is present,
     /// `available` otherwise).
     fn set_network_interface_status(&self, account_id: &str, id: &str, status: &str) -> Result<()>;
+
+    /// A number that changes whenever anything that can change an agent's desired state is
+    /// written (VPCs, subnets, ENIs, flow logs, their tags), in any account, by any process
+    /// sharing the database. Equal numbers mean nothing changed in between. `None`: this
+    /// backend keeps no such number, and callers must recompute every time.
+    fn change_version(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    /// The resources `host`'s agent in `account_id` is given (see [`HostView`]). Backends
+    /// answer this from indexes; the default reads the account's tables whole.
+    fn host_view(&self, account_id: &str, host: &str) -> Result<HostView> {
+        let enis: Vec<NetworkInterface> = self
+            .network_interfaces(account_id)?
+            .into_iter()
+            .filter(|e| host_of(e).is_none_or(|h| h == host))
+            .collect();
+        let has = |id: &str, f: fn(&NetworkInterface) -> &str| enis.iter().any(|e| f(e) == id);
+        let vpcs: Vec<Vpc> = self
+            .vpcs(account_id)?
+            .into_iter()
+            .filter(|v| has(&v.id, |e| &e.vpc_id))
+            .collect();
+        let subnets: Vec<Subnet> = self
+            .subnets(account_id)?
+            .into_iter()
+            .filter(|s| has(&s.id, |e| &e.subnet_id))
+            .collect();
+        let flow_logs = self
+            .all_flow_logs()?
+            .into_iter()
+            .filter(|f| f.account_id == account_id)
+            .filter(|f| {
+                enis.iter().any(|e| {
+                    f.resource_id == e.id
+                        || f.resource_id == e.subnet_id
+                        || f.resource_id == e.vpc_id
+                })
+            })
+            .collect();
+        Ok(HostView {
+            enis,
+            vpcs,
+            subnets,
+            flow_logs,
+        })
+    }
+
+    /// For each of `ids` that is an ENI of `account_id`: its `flowlog:host` tag (None when
+    /// untagged). IDs that are not the account's ENIs are absent from the answer.
+    fn eni_hosts(
+        &self,
+        account_id: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Option<String>>> {
+        Ok(self
+            .network_interfaces(account_id)?
+            .into_iter()
+            .filter(|e| ids.contains(&e.id))
+            .map(|e| {
+                let host = host_of(&e).map(str::to_string);
+                (e.id, host)
+            })
+            .collect())
+    }
 }

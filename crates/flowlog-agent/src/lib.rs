@@ -177,6 +177,7 @@ impl Agent {
             inventory: self.cfg.inventory.clone(),
             statuses: statuses.clone(),
             capture: self.captures.reports(),
+            cursor: None,
         };
         let resp = match self.control.sync(&req) {
             Ok(r) => r,

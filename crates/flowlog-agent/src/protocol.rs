@@ -29,6 +29,11 @@ pub struct SyncRequest {
     /// Capture state of every monitored ENI (as of the previous pass).
     #[serde(default)]
     pub capture: Vec<crate::capture_state::CaptureReport>,
+    /// The `cursor` of the last full answer this agent holds. When the desired state has not
+    /// changed since, the control plane answers `unchanged` with no assignments. Absent from
+    /// older agents (and then every answer is full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +53,14 @@ impl StatusReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncResponse {
     pub assignments: Vec<Assignment>,
+    /// Opaque position of the control plane's state this answer was computed at; the agent
+    /// sends it back as `SyncRequest.cursor`. Absent from older control planes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// The desired state is the one of the request's `cursor`: `assignments` is empty and the
+    /// agent keeps what it has. Only ever set for a request that carried a cursor.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
 }
 
 /// One interface to capture and what its records feed.

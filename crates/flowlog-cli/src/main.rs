@@ -4,7 +4,6 @@
 
 mod cmd;
 mod config;
-mod control;
 mod credentials;
 mod http;
 mod logging;

@@ -24,8 +24,8 @@ use flowlog_api::{Api, ApiConfig, Credential};
 use flowlog_store::SqliteStore;
 
 use crate::config::{Config, DEFAULT_PORT};
-use crate::control::LocalControl;
 use crate::credentials;
+use flowlog_control::LocalControl;
 
 /// Everything the HTTP handlers need.
 struct AppState {
@@ -478,19 +478,7 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
             state
                 .control
                 .sync_for(&caller.account_id, &req)
-                .map_err(|e| {
-                    if e.downcast_ref::<crate::control::HostConflict>().is_some() {
-                        return (StatusCode::FORBIDDEN, format!("{e:#}"));
-                    }
-                    let status = match e.downcast_ref::<flowlog_store::StoreError>() {
-                        Some(flowlog_store::StoreError::ForeignResource { .. }) => {
-                            StatusCode::FORBIDDEN
-                        }
-                        Some(flowlog_store::StoreError::Busy) => StatusCode::SERVICE_UNAVAILABLE,
-                        _ => StatusCode::BAD_REQUEST,
-                    };
-                    (status, format!("{e:#}"))
-                })
+                .map_err(|e| (sync_error_status(&e), e.to_string()))
         },
     )
     .await;
@@ -498,6 +486,23 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Ok(Ok(resp)) => axum::Json(resp).into_response(),
         Ok(Err((code, msg))) => (code, msg).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "sync handler failed").into_response(),
+    }
+}
+
+/// The HTTP status of a failed sync: the agent's mistakes are 4xx, a database that cannot
+/// be reached is a 503 the agent retries on its next pass, anything else is the server's.
+fn sync_error_status(e: &flowlog_control::SyncError) -> StatusCode {
+    use flowlog_control::SyncError as E;
+    use flowlog_store::StoreError as S;
+    match e {
+        E::Inventory(_) => StatusCode::BAD_REQUEST,
+        E::HostConflict(_) => StatusCode::FORBIDDEN,
+        E::Store(S::ForeignResource { .. }) => StatusCode::FORBIDDEN,
+        E::Store(S::Busy) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Store(S::Api { status, .. }) => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+        }
+        E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -15,7 +15,7 @@ use flowlog_agent::{CaptureReport, CaptureState};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, DEFAULT_PORT};
-use crate::control::{CAPTURE_REASON_TAG, CAPTURE_TAG};
+use flowlog_control::{CAPTURE_REASON_TAG, CAPTURE_TAG};
 
 /// The `/status` document.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -24,6 +24,16 @@ reached, and the table says which count each server held.
 
 --tls runs flowlog a second time over HTTPS (a throwaway self-signed certificate made with
 openssl, verified by the clients) and prints the HTTPS/HTTP ratio per operation.
+
+--store picks flowlog's database: `sqlite` (default: a file in a temp dir), `pg` (a throwaway
+PostgreSQL cluster made by tests/pgcluster.py, removed at the end), or a URL passed to
+`flowlog serve --store` as is (`postgres://user:pw@host/db`, `sqlite:///path`; the database
+must be empty). --replicas N starts N `flowlog serve` on that one database and every client
+sends its requests to them in turn (request i to replica i mod N), as a round-robin load
+balancer would. With `pg` the database's rows read per request are printed too
+(pg_stat_database tup_returned + tup_fetched).
+
+  .venv/bin/python bench/api_bench.py --count 100000 --skip-moto --store pg --replicas 2
 """
 
 from __future__ import annotations
@@ -68,14 +78,21 @@ CA_BUNDLE: str | None = None
 
 
 class Client:
+    """Signs and sends requests; `url` may list several replicas separated by spaces, which
+    get the requests in turn (one keep-alive session each)."""
+
     def __init__(self, url: str):
-        self.url = url + "/"
-        self.session = requests.Session()
-        if CA_BUNDLE:
-            self.session.verify = CA_BUNDLE
+        self.urls = [u + "/" for u in url.split()]
+        self.sessions = [requests.Session() for _ in self.urls]
+        for s in self.sessions:
+            if CA_BUNDLE:
+                s.verify = CA_BUNDLE
+        self.turn = 0
         self.signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials(KEY, SECRET), "ec2", REGION)
 
     def call(self, action: str, pairs: list[tuple[str, str]]) -> tuple[int, str]:
+        self.turn = (self.turn + 1) % len(self.urls)
+        self.url, self.session = self.urls[self.turn], self.sessions[self.turn]
         body = urllib.parse.urlencode([("Action", action), ("Version", "2016-11-15")] + pairs,
                                       quote_via=urllib.parse.quote)
         req = botocore.awsrequest.AWSRequest(
@@ -163,15 +180,45 @@ def make_cert(workdir: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def start_flowlog(binary: str, workdir: Path, tls: tuple[Path, Path] | None = None) -> Proc:
+def start_flowlog(binary: str, workdir: Path, tls: tuple[Path, Path] | None = None,
+                  store: str | None = None, name: str = "flowlog") -> Proc:
+    workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "flowlog.toml"
     cfg.write_text(
         f'account_id = "123456789012"\nregion = "{REGION}"\n\n[[credentials]]\n'
         f'access_key_id = "{KEY}"\nsecret_access_key = "{SECRET}"\nallow = ["ec2:*"]\n\n'
         "[api]\nmax_flow_logs_per_resource = 100000\n")
     extra = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+    if store:
+        extra += ["--store", store]
     return Proc([binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(workdir / "data"),
-                 "--config", str(cfg), *extra], "flowlog", ready_re=r"listening on (https?://[0-9.]+:\d+)")
+                 "--config", str(cfg), *extra], name, ready_re=r"listening on (https?://[0-9.]+:\d+)")
+
+
+class Replicas:
+    """N `flowlog serve` on one database; `.url` lists them all (Client alternates)."""
+
+    def __init__(self, binary: str, workdir: Path, n: int, store_url: str | None,
+                 tls: tuple[Path, Path] | None = None):
+        if n > 1 and not store_url:
+            # two servers on one SQLite file is not a supported deployment
+            raise SystemExit("--replicas above 1 needs a shared database: --store pg or a postgres:// URL")
+        self.procs = []
+        try:
+            for i in range(n):
+                # the first one applies the migrations before the others start
+                self.procs.append(start_flowlog(binary, workdir / f"r{i}", tls, store_url, f"flowlog{i}"))
+        except BaseException:
+            self.stop()
+            raise
+        self.url = " ".join(p.url for p in self.procs)
+
+    def stop(self):
+        for p in self.procs:
+            p.stop()
+
+    def rss_mib(self) -> float:
+        return sum(p.rss_mib() for p in self.procs)
 
 
 def start_moto() -> Proc:
@@ -305,16 +352,22 @@ def summarize(lat, wall, errors):
     }
 
 
-def run_suite(name, url, count, args, budget):
+def run_suite(name, url, count, args, budget, pg=None):
     print(f"{name}: loading {count} flow logs", flush=True)
     vpcs, ids, _, load_s = load(url, count, args.clients, budget, name)
     print(f"{name}: {len(ids)} flow logs in {load_s:.1f}s ({len(ids) / load_s:.0f} flow logs/s)", flush=True)
     out = {"count": len(ids), "load_s": load_s}
     for kind in ("by-id", "by-filter", "create"):
+        before = pg.rows_read(PG_DB) if pg else None
         out[kind] = measure(url, kind, args.clients, args.seconds, vpcs, ids)
         r = out[kind]
+        rows = ""
+        if pg:
+            time.sleep(1.2)  # the statistics are flushed about once a second
+            r["rows_per_req"] = (pg.rows_read(PG_DB) - before) / max(1, r["n"])
+            rows = f", {r['rows_per_req']:.0f} rows read per request"
         print(f"  {name} {kind}: {r['rps']:.0f} req/s p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms "
-              f"({r['n']} requests, {r['errors']} errors)", flush=True)
+              f"({r['n']} requests, {r['errors']} errors{rows})", flush=True)
     out["paged"] = measure_walk(url, name == "flowlog", min(args.clients, 2), args.walks)
     r = out["paged"]
     print(f"  {name} paged: {r['n']} walks of {r['items']} items in {r['pages']} pages, "
@@ -336,28 +389,67 @@ def main():
     ap.add_argument("--walks", type=int, default=4, help="full listings for the paged measurement")
     ap.add_argument("--skip-moto", action="store_true")
     ap.add_argument("--tls", action="store_true", help="also run flowlog over HTTPS and print HTTPS/HTTP ratios")
+    ap.add_argument("--store", default="sqlite",
+                    help="sqlite (default), pg (throwaway PostgreSQL cluster), or a URL for --store")
+    ap.add_argument("--replicas", type=int, default=1, help="flowlog serve processes on the one database")
     args = ap.parse_args()
 
+    pg = None
+    if args.store == "pg":
+        sys.path.insert(0, str(REPO / "tests"))
+        from pgcluster import PgCluster, unavailable_reason
+        if unavailable_reason():
+            raise SystemExit(unavailable_reason())
+        pg = PgCluster(prefix="api_bench_pg_").start()
+
+    stores: list = []
+
+    def store_url():
+        """A fresh database for one suite (with pg: apibench_<n>, named in PG_DB)."""
+        if pg:
+            global PG_DB
+            PG_DB = f"{PG_DB_BASE}_{len(stores)}"
+            return pg.createdb(PG_DB)
+        return None if args.store == "sqlite" else args.store
+
     results = {}
-    with tempfile.TemporaryDirectory(prefix="api_bench_") as tmp:
-        srv = start_flowlog(args.bin, Path(tmp))
-        try:
-            results["flowlog"] = run_suite("flowlog", srv.url, args.count, args, None)
-            results["flowlog"]["rss"] = srv.rss_mib()
-        finally:
-            srv.stop()
-    if args.tls:
-        global CA_BUNDLE
-        with tempfile.TemporaryDirectory(prefix="api_bench_tls_") as tmp:
-            cert, key = make_cert(Path(tmp))
-            CA_BUNDLE = str(cert)
-            srv = start_flowlog(args.bin, Path(tmp), (cert, key))
+    try:
+        with tempfile.TemporaryDirectory(prefix="api_bench_") as tmp:
+            stores.append(store_url())
+            srv = Replicas(args.bin, Path(tmp), args.replicas, stores[-1])
             try:
-                results["flowlog-tls"] = run_suite("flowlog-tls", srv.url, args.count, args, None)
-                results["flowlog-tls"]["rss"] = srv.rss_mib()
+                results["flowlog"] = run_suite("flowlog", srv.url, args.count, args, None, pg)
+                results["flowlog"]["rss"] = srv.rss_mib()
             finally:
                 srv.stop()
-                CA_BUNDLE = None
+        if args.tls:
+            run_tls(args, results, stores, store_url, pg)
+    finally:
+        if pg:
+            pg.stop()
+    report(args, results)
+
+
+PG_DB_BASE = "apibench"
+PG_DB = PG_DB_BASE
+
+
+def run_tls(args, results, stores, store_url, pg):
+    global CA_BUNDLE
+    with tempfile.TemporaryDirectory(prefix="api_bench_tls_") as tmp:
+        cert, key = make_cert(Path(tmp))
+        CA_BUNDLE = str(cert)
+        stores.append(store_url())
+        srv = Replicas(args.bin, Path(tmp), args.replicas, stores[-1], (cert, key))
+        try:
+            results["flowlog-tls"] = run_suite("flowlog-tls", srv.url, args.count, args, None, pg)
+            results["flowlog-tls"]["rss"] = srv.rss_mib()
+        finally:
+            srv.stop()
+            CA_BUNDLE = None
+
+
+def report(args, results):
     if not args.skip_moto:
         moto = start_moto()
         try:
@@ -369,8 +461,8 @@ def main():
 
     f, m = results["flowlog"], results.get("moto")
     print()
-    print(f"binary: {args.bin}; {args.clients} client processes; {args.seconds:.0f}s per operation; "
-          f"{os.cpu_count()} CPUs shared by clients and server")
+    print(f"binary: {args.bin}; store {args.store}, {args.replicas} replica(s); {args.clients} client "
+          f"processes; {args.seconds:.0f}s per operation; {os.cpu_count()} CPUs shared by clients and server")
     print(f"flow logs held: flowlog {f['count']}" + (f", moto {m['count']}" if m else "")
           + f"; load: flowlog {f['load_s']:.1f}s" + (f", moto {m['load_s']:.1f}s" if m else "")
           + f"; RSS after: flowlog {f['rss']:.0f} MiB" + (f", moto {m['rss']:.0f} MiB" if m else ""))

@@ -15,6 +15,17 @@ fresh self-signed CA and a certificate for 127.0.0.1/localhost, `[server] tls_ce
 its config, and an https:// URL; boto3 (`verify=`), requests and the aws CLI (`AWS_CA_BUNDLE`)
 verify the certificate against that CA. `scripts/test.sh` runs tests/api once more that way.
 
+Replicas: with FLOWLOG_TEST_STORE=pg2 (or `Server(store="pg2")`), every server is two
+`flowlog serve --store postgres://…` processes on one fresh database of a throwaway PostgreSQL
+cluster (tests/pgcluster.py, one per test session), behind a round-robin proxy on 127.0.0.1
+(tests/rrproxy.py) that sends each *request* to the next replica; `srv.url` is the proxy, so
+boto3, the aws CLI and `raw` alternate between the replicas call by call. With TLS too the
+proxy terminates TLS with a certificate of the same test CA and talks TLS (verified) to each
+replica. What is about one process stays on the first replica: `proc`, `rss()`, `connect()`
+and `hostport` (raw sockets, for malformed HTTP and connection limits) reach it directly;
+`output()` holds both replicas' logs; `stop`/`start`/`kill` act on both, and a restarted
+server keeps its database.
+
 Server options used by the security tests (tests/api/test_security.py): `listen`, `args`,
 `server_opts` (the `[server]` section), `extra_credentials` (other accounts, `hosts` pins),
 `nofile` (the server's open-file limit) and `env`.
@@ -131,6 +142,28 @@ def write_config(path: Path, extra: str = "", max_per_resource: int | None = 2,
         lines += ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in server_opts.items()] + [""]
     path.write_text("\n".join(lines) + extra)
     return path
+
+
+def store_from_env() -> str:
+    """FLOWLOG_TEST_STORE: "" / "sqlite" (default) or "pg2" (two replicas on PostgreSQL)."""
+    v = os.environ.get("FLOWLOG_TEST_STORE", "").strip().lower()
+    if v not in ("", "sqlite", "pg2"):
+        raise RuntimeError(f"FLOWLOG_TEST_STORE={v!r}: expected sqlite or pg2")
+    return v or "sqlite"
+
+
+_PG = None
+
+
+def shared_pg():
+    """The test session's PostgreSQL cluster (made on first use, removed at exit)."""
+    global _PG
+    if _PG is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from pgcluster import PgCluster, require_postgres
+        require_postgres()
+        _PG = PgCluster(prefix="b13api-").start()
+    return _PG
 
 
 def tls_from_env() -> bool:
@@ -258,8 +291,13 @@ class Server:
                  use_config: bool = True, name: str = "flowlog", *, listen: str | None = "127.0.0.1:0",
                  args: list[str] | None = None, server_opts: dict | None = None,
                  extra_credentials: dict | None = None, top: dict | None = None,
-                 nofile: int | None = None, env: dict | None = None, tls: bool | None = None):
+                 nofile: int | None = None, env: dict | None = None, tls: bool | None = None,
+                 store: str | None = None):
         self.workdir = workdir
+        self.store = store_from_env() if store is None else store
+        self.store_url: str | None = None
+        self.peer: Server | None = None
+        self.proxy = None
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.tls = tls_from_env() if tls is None else tls
@@ -289,6 +327,42 @@ class Server:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> "Server":
+        if self.store != "pg2":
+            return self._start_one(timeout)
+        from rrproxy import RoundRobinProxy
+        if self.store_url is None:
+            self.store_url = shared_pg().createdb()
+        if self.peer is None:
+            peer = Server.__new__(Server)
+            peer.__dict__.update(self.__dict__)
+            peer.name = self.name + "-b"
+            peer.data_dir = self.workdir / "replica-b" / "data"
+            peer.data_dir.mkdir(parents=True, exist_ok=True)
+            peer.stderr_path = self.workdir / f"{peer.name}.stderr.log"
+            peer.store, peer.peer, peer.proxy = "pg2-peer", None, None
+            peer.proc, peer.url, peer.stdout_lines = None, None, []
+            self.peer = peer
+        try:
+            # the first replica applies the migrations, then the second joins
+            self._start_one(timeout)
+            self.peer._start_one(timeout)
+            self.direct_url = self.url
+            proxy_tls, upstream_ca = None, None
+            if self.ca is not None:
+                files = self.test_ca.issue(self.workdir / "pki-proxy", ["127.0.0.1", "localhost"])
+                proxy_tls, upstream_ca = (files.cert, files.key), self.ca
+            self.proxy = RoundRobinProxy([self.hostport, self.peer.hostport], tls=proxy_tls,
+                                         upstream_ca=upstream_ca)
+            self.url = self.proxy.url
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _store_args(self) -> list[str]:
+        return ["--store", self.store_url] if self.store_url else []
+
+    def _start_one(self, timeout: float) -> "Server":
         if not Path(FLOWLOG_BIN).exists():
             raise RuntimeError(f"flowlog binary not found at {FLOWLOG_BIN} (set FLOWLOG_BIN or cargo build)")
         cmd = [FLOWLOG_BIN, "serve", "--data-dir", str(self.data_dir)]
@@ -296,7 +370,7 @@ class Server:
             cmd += ["--listen", self.listen]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
-        cmd += self.args
+        cmd += self._store_args() + self.args
         self.stdout_lines = []
         self.url = None
         err = open(self.stderr_path, "ab")
@@ -342,6 +416,7 @@ class Server:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """Graceful stop (SIGTERM by PID), SIGKILL if it does not exit in time."""
+        self._stop_others(lambda p: p.stop(timeout))
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -355,8 +430,16 @@ class Server:
         self.proc = None
         return rc
 
+    def _stop_others(self, how):
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+        if self.peer is not None:
+            how(self.peer)
+
     def kill(self):
         """kill -9 by PID."""
+        self._stop_others(lambda p: p.kill())
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
@@ -371,8 +454,12 @@ class Server:
         return proc_status(self.proc.pid)
 
     def output(self) -> str:
-        """Everything the server printed so far (stdout lines and the stderr log)."""
-        return "\n".join(self.stdout_lines) + "\n" + self.stderr_tail(10**8)
+        """Everything the server printed so far (stdout lines and the stderr log; with
+        replicas, both replicas')."""
+        out = "\n".join(self.stdout_lines) + "\n" + self.stderr_tail(10**8)
+        if self.peer is not None:
+            out += "\n" + self.peer.output()
+        return out
 
     def stderr_tail(self, n: int = 4000) -> str:
         try:
@@ -412,7 +499,8 @@ class Server:
 
     @property
     def hostport(self) -> tuple[str, int]:
-        u = urllib.parse.urlsplit(self.url)
+        """The (first) server process itself, never the replicas' proxy."""
+        u = urllib.parse.urlsplit(getattr(self, "direct_url", None) if self.proxy else self.url)
         return u.hostname, u.port
 
     # -- clients ------------------------------------------------------------------------------

@@ -69,7 +69,8 @@ fn args() -> Args {
     a
 }
 
-/// Host `i`: VPC 10.<i/256>.<i%256>.0/24 with one subnet and `enis` ENIs on eth0..ethN.
+/// Host `i`: VPC 10.<i/256>.<i%256>.0/24 with one subnet and `enis` ENIs on eth0..ethN in a
+/// namespace named after the host.
 fn host(i: usize, enis: usize) -> (String, SyncRequest) {
     let name = format!("bench-host-{i:05}");
     let net = format!("10.{}.{}", (i / 256) % 256, i % 256);
@@ -80,11 +81,12 @@ fn host(i: usize, enis: usize) -> (String, SyncRequest) {
     let mut interfaces = Vec::new();
     for j in 0..enis {
         inv.push_str(&format!(
-            "[[network_interface]]\nsubnet = \"{name}-a\"\ninterface = \"eth{j}\"\nprivate_ip = \"{net}.{}\"\n\n",
+            "[[network_interface]]\nsubnet = \"{name}-a\"\ninterface = \"eth{j}\"\nnetns = \"{name}\"\nprivate_ip = \"{net}.{}\"\n\n",
             j + 4
         ));
+        // ENI IDs derive from (netns, interface): a namespace per host keeps them distinct
         interfaces.push(HostInterface {
-            netns: None,
+            netns: Some(name.clone()),
             name: format!("eth{j}"),
             ifindex: j as u32 + 2,
             mac: format!("02:00:{:02x}:{:02x}:00:{:02x}", (i / 256) % 256, i % 256, j),

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_pkgs=(nftables iproute2 iputils-ping python3-venv)
+apt_pkgs=(nftables iproute2 iputils-ping python3-venv postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -18,6 +18,10 @@ verify the certificate against that CA. `scripts/test.sh` runs tests/api once mo
 Server options used by the security tests (tests/api/test_security.py): `listen`, `args`,
 `server_opts` (the `[server]` section), `extra_credentials` (other accounts, `hosts` pins),
 `nofile` (the server's open-file limit) and `env`.
+
+Store: with FLOWLOG_TEST_STORE=postgres, every `Server` gets a fresh database on one throwaway
+PostgreSQL cluster for the session (tests/pgcluster.py) and `--store postgres://...`; a
+restarted server keeps its database. Otherwise the server's SQLite file in its data dir.
 """
 
 from __future__ import annotations
@@ -253,6 +257,25 @@ def flatten(params) -> list[tuple[str, str]]:
 # The server under test
 
 
+_PG_CLUSTER = None
+
+
+def test_store_url() -> str | None:
+    """A fresh PostgreSQL database when FLOWLOG_TEST_STORE=postgres, else None (SQLite)."""
+    kind = os.environ.get("FLOWLOG_TEST_STORE", "sqlite")
+    if kind == "sqlite":
+        return None
+    if kind != "postgres":
+        raise RuntimeError(f"FLOWLOG_TEST_STORE={kind!r}: use sqlite or postgres")
+    global _PG_CLUSTER
+    if _PG_CLUSTER is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from pgcluster import PgCluster, require_postgres  # tests/pgcluster.py
+        require_postgres()
+        _PG_CLUSTER = PgCluster("a13pg-").start()  # stopped by pgcluster's atexit
+    return _PG_CLUSTER.createdb()
+
+
 class Server:
     def __init__(self, workdir: Path, config_extra: str = "", max_per_resource: int | None = 2,
                  use_config: bool = True, name: str = "flowlog", *, listen: str | None = "127.0.0.1:0",
@@ -278,6 +301,10 @@ class Server:
                                    extra_credentials, self.server_opts, top) if use_config else None
         self.listen = listen
         self.args = list(args or [])
+        if "--store" not in self.args:
+            store = test_store_url()
+            if store is not None:
+                self.args += ["--store", store]
         self.nofile = nofile
         self.env = dict(env or {})
         self.name = name

@@ -1,5 +1,5 @@
 //! `flowlog serve`: the whole service on one host. Loads the config (or the embedded
-//! defaults), opens the SQLite store, starts delivery (spool + S3/CloudWatch Logs sinks) and
+//! defaults), opens the store (SQLite, or PostgreSQL with `--store`), starts delivery (spool + S3/CloudWatch Logs sinks) and
 //! the capture agent in process, and serves over HTTP with axum:
 //!
 //! - `/metrics`: Prometheus text from delivery;
@@ -21,7 +21,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flowlog_api::{Api, ApiConfig, Credential};
-use flowlog_store::SqliteStore;
 
 use crate::config::{Config, DEFAULT_PORT};
 use crate::control::LocalControl;
@@ -53,6 +52,12 @@ pub struct Args {
     /// Configuration file (TOML); see flowlog.example.toml.
     #[arg(long, env = "FLOWLOG_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The control plane's database: postgres://user@host[:port]/database (replicas may
+    /// share one; TLS with ?sslmode=require or verify-full&sslrootcert=ca.pem; password in
+    /// the URL, PGPASSWORD or [store] password_file), or sqlite://PATH. Overrides [store]
+    /// url [default: SQLite in <data-dir>/flowlog.db].
+    #[arg(long, env = "FLOWLOG_STORE")]
+    pub store: Option<String>,
     /// PEM certificate chain: serve everything over HTTPS (with --tls-key). Reloaded on
     /// SIGHUP and when the file changes. Overrides [server] tls_cert.
     #[arg(long, requires = "tls_key")]
@@ -164,10 +169,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bootstrap = Some((cred.access_key_id, created));
     }
 
-    let store: Arc<dyn flowlog_store::Store> = Arc::new(
-        SqliteStore::open(&data_dir.join("flowlog.db"))
-            .with_context(|| format!("cannot open the database in {}", data_dir.display()))?,
-    );
+    let store_at = crate::store::Location::resolve(
+        args.store.as_deref().or(config.store.url.as_deref()),
+        &data_dir,
+    )?;
+    let store: Arc<dyn flowlog_store::Store> = crate::store::open(&store_at, &config.store)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -486,7 +492,10 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
                         Some(flowlog_store::StoreError::ForeignResource { .. }) => {
                             StatusCode::FORBIDDEN
                         }
-                        Some(flowlog_store::StoreError::Busy) => StatusCode::SERVICE_UNAVAILABLE,
+                        Some(
+                            flowlog_store::StoreError::Busy
+                            | flowlog_store::StoreError::Unavailable(_),
+                        ) => StatusCode::SERVICE_UNAVAILABLE,
                         _ => StatusCode::BAD_REQUEST,
                     };
                     (status, format!("{e:#}"))

@@ -29,6 +29,10 @@ server keeps its database.
 Server options used by the security tests (tests/api/test_security.py): `listen`, `args`,
 `server_opts` (the `[server]` section), `extra_credentials` (other accounts, `hosts` pins),
 `nofile` (the server's open-file limit) and `env`.
+
+Store: with FLOWLOG_TEST_STORE=postgres, every `Server` gets a fresh database on one throwaway
+PostgreSQL cluster for the session (tests/pgcluster.py) and `--store postgres://...`; a
+restarted server keeps its database. Otherwise the server's SQLite file in its data dir.
 """
 
 from __future__ import annotations
@@ -145,25 +149,12 @@ def write_config(path: Path, extra: str = "", max_per_resource: int | None = 2,
 
 
 def store_from_env() -> str:
-    """FLOWLOG_TEST_STORE: "" / "sqlite" (default) or "pg2" (two replicas on PostgreSQL)."""
+    """FLOWLOG_TEST_STORE: "" / "sqlite" (default), "postgres" (one server on PostgreSQL) or
+    "pg2" (two replicas on PostgreSQL behind a round-robin proxy)."""
     v = os.environ.get("FLOWLOG_TEST_STORE", "").strip().lower()
-    if v not in ("", "sqlite", "pg2"):
-        raise RuntimeError(f"FLOWLOG_TEST_STORE={v!r}: expected sqlite or pg2")
+    if v not in ("", "sqlite", "postgres", "pg2"):
+        raise RuntimeError(f"FLOWLOG_TEST_STORE={v!r}: use sqlite, postgres or pg2")
     return v or "sqlite"
-
-
-_PG = None
-
-
-def shared_pg():
-    """The test session's PostgreSQL cluster (made on first use, removed at exit)."""
-    global _PG
-    if _PG is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from pgcluster import PgCluster, require_postgres
-        require_postgres()
-        _PG = PgCluster(prefix="b13api-").start()
-    return _PG
 
 
 def tls_from_env() -> bool:
@@ -286,6 +277,28 @@ def flatten(params) -> list[tuple[str, str]]:
 # The server under test
 
 
+_PG_CLUSTER = None
+
+
+def test_store_url() -> str | None:
+    """A fresh PostgreSQL database when FLOWLOG_TEST_STORE=postgres, else None (SQLite; pg2
+    makes its database in Server.start)."""
+    if store_from_env() != "postgres":
+        return None
+    return shared_pg().createdb()
+
+
+def shared_pg():
+    """The test session's PostgreSQL cluster (made on first use, removed at exit)."""
+    global _PG_CLUSTER
+    if _PG_CLUSTER is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from pgcluster import PgCluster, require_postgres  # tests/pgcluster.py
+        require_postgres()
+        _PG_CLUSTER = PgCluster("a13pg-").start()  # stopped by pgcluster's atexit
+    return _PG_CLUSTER
+
+
 class Server:
     def __init__(self, workdir: Path, config_extra: str = "", max_per_resource: int | None = 2,
                  use_config: bool = True, name: str = "flowlog", *, listen: str | None = "127.0.0.1:0",
@@ -295,6 +308,8 @@ class Server:
                  store: str | None = None):
         self.workdir = workdir
         self.store = store_from_env() if store is None else store
+        if self.store == "pg2" and "--store" in (args or []):
+            self.store = "sqlite"  # the test chose its own database: one process on it
         self.store_url: str | None = None
         self.peer: Server | None = None
         self.proxy = None
@@ -316,6 +331,10 @@ class Server:
                                    extra_credentials, self.server_opts, top) if use_config else None
         self.listen = listen
         self.args = list(args or [])
+        if "--store" not in self.args:
+            store = test_store_url()
+            if store is not None:
+                self.args += ["--store", store]
         self.nofile = nofile
         self.env = dict(env or {})
         self.name = name

@@ -112,16 +112,84 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// The one place store failures get their EC2 code, HTTP status and message.
     fn from(e: StoreError) -> ApiError {
+        use flowlog_store::ResourceKind;
+        let not_found = |kind: ResourceKind, id: &str| match kind {
+            ResourceKind::Vpc => ApiError::bad_request(
+                "InvalidVpcID.NotFound",
+                format!("The vpc ID '{id}' does not exist"),
+            ),
+            ResourceKind::Subnet => ApiError::bad_request(
+                "InvalidSubnetID.NotFound",
+                format!("The subnet ID '{id}' does not exist"),
+            ),
+            ResourceKind::NetworkInterface => ApiError::bad_request(
+                "InvalidNetworkInterfaceID.NotFound",
+                format!("The networkInterface ID '{id}' does not exist"),
+            ),
+            ResourceKind::FlowLog => ApiError::bad_request(
+                "InvalidFlowLogId.NotFound",
+                format!("The flow log ID '{id}' does not exist"),
+            ),
+        };
         match e {
-            StoreError::Api {
-                status,
-                code,
-                message,
-            } => ApiError::new(status, code, message),
-            StoreError::Busy => ApiError::unavailable(),
+            StoreError::NotFound { kind, id } => not_found(kind, &id),
+            StoreError::InvalidId { id } => {
+                ApiError::bad_request("InvalidID", format!("The ID '{id}' is not valid"))
+            }
+            StoreError::DependencyViolation { kind, id } => {
+                let noun = match kind {
+                    ResourceKind::Vpc => "vpc",
+                    ResourceKind::Subnet => "subnet",
+                    ResourceKind::NetworkInterface => "networkInterface",
+                    ResourceKind::FlowLog => "flow log",
+                };
+                ApiError::bad_request(
+                    "DependencyViolation",
+                    format!("The {noun} '{id}' has dependencies and cannot be deleted."),
+                )
+            }
+            StoreError::SubnetRange { cidr } => ApiError::bad_request(
+                "InvalidSubnet.Range",
+                format!("The CIDR '{cidr}' is invalid."),
+            ),
+            StoreError::SubnetConflict { cidr } => ApiError::bad_request(
+                "InvalidSubnet.Conflict",
+                format!("The CIDR '{cidr}' conflicts with another subnet"),
+            ),
+            StoreError::AddressOutOfRange { addr } => ApiError::bad_request(
+                "InvalidParameterValue",
+                format!("Address {addr} does not fall within the subnet's address range"),
+            ),
+            StoreError::AddressInUse { addr } => ApiError::bad_request(
+                "InvalidIPAddress.InUse",
+                format!("Address {addr} is in use."),
+            ),
+            StoreError::SubnetFull { subnet_id } => ApiError::bad_request(
+                "InsufficientFreeAddressesInSubnet",
+                format!("The specified subnet {subnet_id} has insufficient free addresses."),
+            ),
+            StoreError::TagLimitExceeded { id, limit } => ApiError::bad_request(
+                "TagLimitExceeded",
+                format!("The maximum number of tags ({limit}) for resource {id} has been reached."),
+            ),
+            StoreError::IdempotentParameterMismatch => ApiError::bad_request(
+                "IdempotentParameterMismatch",
+                "The request uses the same client token as a previous, but non-identical request.",
+            ),
             e @ StoreError::ForeignResource { .. } => {
                 ApiError::new(403, "UnauthorizedOperation", e.to_string())
+            }
+            StoreError::Busy => ApiError::unavailable(),
+            // EC2's retryable 503 code: SDKs retry `Unavailable` with backoff.
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                ApiError::new(
+                    503,
+                    "Unavailable",
+                    "The service is unavailable (its database cannot be reached); retry the request.",
+                )
             }
             other => {
                 tracing::error!(error = %other, "store failure");

@@ -46,6 +46,24 @@ pub struct Config {
     /// The capture agent that runs inside `flowlog serve` (and `flowlog agent`).
     #[serde(default)]
     pub agent: AgentSection,
+    /// Where the control plane keeps its state (`--store` overrides `url`).
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: the control plane's database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `postgres://user@host[:port]/database[?sslmode=require|verify-full&sslrootcert=ca.pem]`
+    /// for PostgreSQL (several `flowlog serve` replicas may share it), or `sqlite://PATH`.
+    /// Absent: SQLite in `<data-dir>/flowlog.db`.
+    pub url: Option<String>,
+    /// File whose first line is the PostgreSQL password, when the URL has none (else
+    /// `PGPASSWORD` is used). Relative paths are taken from the config file's folder.
+    pub password_file: Option<PathBuf>,
+    /// Database connections per process (PostgreSQL; default 8).
+    pub pool_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,6 +271,7 @@ impl Default for Config {
             delivery: Default::default(),
             agent: AgentSection::default(),
             server: ServerSection::default(),
+            store: StoreSection::default(),
         }
     }
 }
@@ -280,6 +299,9 @@ impl Config {
         }
         if let Some(i) = c.agent.inventory.as_mut() {
             rebase(i);
+        }
+        if let Some(p) = c.store.password_file.as_mut() {
+            rebase(p);
         }
         Ok(c)
     }

@@ -8,6 +8,7 @@ mod credentials;
 mod http;
 mod logging;
 mod metrics;
+mod store;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,8 @@ enum Command {
     /// Print the Athena CREATE TABLE (partition projection) and DuckDB view for an S3 flow
     /// log's files.
     Ddl(cmd::ddl::Args),
+    /// Apply the store's pending schema migrations (SQLite or PostgreSQL) and print them.
+    Migrate(cmd::migrate::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         Command::Agent(args) => cmd::agent::run(args),
         Command::Status(args) => cmd::status::run(args),
         Command::Ddl(args) => cmd::ddl::run(args),
+        Command::Migrate(args) => cmd::migrate::run(args),
     }
 }

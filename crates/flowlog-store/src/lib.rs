@@ -6,11 +6,13 @@
 //! The store knows the resources' shapes and their relations; it does not know the wire
 //! protocol (the API layer validates syntax and renders XML).
 
+mod pg;
 mod schema;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
+pub use pg::{redact as redact_url, PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
 use flowlog_model::{
@@ -18,34 +20,121 @@ use flowlog_model::{
     Vpc,
 };
 
-/// Errors of the store. `Api` carries a domain error the API answers verbatim.
+/// The kinds of resource the store keeps, as errors name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Vpc,
+    Subnet,
+    NetworkInterface,
+    FlowLog,
+}
+
+impl ResourceKind {
+    /// The kind of an ID by its prefix (`vpc-`, `subnet-`, `eni-`, `fl-`).
+    pub fn of_id(id: &str) -> Option<ResourceKind> {
+        match id.split('-').next()? {
+            "vpc" => Some(ResourceKind::Vpc),
+            "subnet" => Some(ResourceKind::Subnet),
+            "eni" => Some(ResourceKind::NetworkInterface),
+            "fl" => Some(ResourceKind::FlowLog),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Vpc => "VPC",
+            ResourceKind::Subnet => "subnet",
+            ResourceKind::NetworkInterface => "network interface",
+            ResourceKind::FlowLog => "flow log",
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Errors of the store. Domain failures are typed here and given EC2 codes, statuses and
+/// messages only in `flowlog-api/src/error.rs`, so every backend answers alike.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{code}: {message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    /// No resource `id` of `kind` in the account.
+    #[error("{kind} {id} does not exist")]
+    NotFound { kind: ResourceKind, id: String },
+    /// An ID of no known kind.
+    #[error("{id} is not a valid resource ID")]
+    InvalidId { id: String },
+    /// The resource still has dependants (subnets of a VPC, ENIs of a subnet).
+    #[error("{kind} {id} has dependencies")]
+    DependencyViolation { kind: ResourceKind, id: String },
+    /// The subnet's range is not inside its VPC's.
+    #[error("subnet range {cidr} is outside its VPC")]
+    SubnetRange { cidr: String },
+    /// The subnet's range overlaps another subnet of the VPC.
+    #[error("subnet range {cidr} overlaps another subnet")]
+    SubnetConflict { cidr: String },
+    /// A requested private address outside the subnet's usable range.
+    #[error("address {addr} is outside the subnet")]
+    AddressOutOfRange { addr: std::net::Ipv4Addr },
+    /// A requested private address already taken in the subnet.
+    #[error("address {addr} is in use")]
+    AddressInUse { addr: std::net::Ipv4Addr },
+    /// No free address left in the subnet.
+    #[error("subnet {subnet_id} has no free address")]
+    SubnetFull { subnet_id: String },
+    /// More tags on one resource than allowed.
+    #[error("resource {id} would have more than {limit} tags")]
+    TagLimitExceeded { id: String, limit: usize },
+    /// A ClientToken reused with different parameters.
+    #[error("client token reused with different parameters")]
+    IdempotentParameterMismatch,
     /// An inventory (agent sync) names a resource that exists in another account. Nothing
     /// of the request is written.
     #[error("{kind} {id} belongs to another account")]
     ForeignResource { kind: &'static str, id: String },
+    /// The database cannot be reached or the connection was lost; retrying later may work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database is busy (lock timeout, too many conflicts); retrying may work.
     #[error("the database is busy")]
     Busy,
+    /// The database has a schema newer than this binary knows.
+    #[error("the database schema is version {found}, newer than this flowlog knows (up to {known}): upgrade flowlog, or point it at another database")]
+    SchemaTooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Any other PostgreSQL failure.
+    #[error("database error: {0}")]
+    Postgres(String),
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The store URL or its settings are wrong.
+    #[error("{0}")]
+    Config(String),
 }
 
-impl StoreError {
-    pub fn api(code: &str, message: impl Into<String>) -> StoreError {
-        StoreError::Api {
-            status: 400,
-            code: code.to_string(),
-            message: message.into(),
-        }
+/// Tags one resource may carry.
+pub const TAG_LIMIT: usize = 50;
+
+/// The table of a kind of resource (the same name in every backend).
+pub(crate) fn table_name(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Vpc => "vpcs",
+        ResourceKind::Subnet => "subnets",
+        ResourceKind::NetworkInterface => "enis",
+        ResourceKind::FlowLog => "flow_logs",
+    }
+}
+
+/// The kind of resource a flow log is attached to.
+pub(crate) fn kind_of(t: ResourceType) -> ResourceKind {
+    match t {
+        ResourceType::Vpc => ResourceKind::Vpc,
+        ResourceType::Subnet => ResourceKind::Subnet,
+        ResourceType::NetworkInterface => ResourceKind::NetworkInterface,
     }
 }
 
@@ -57,6 +146,44 @@ pub struct Unsuccessful {
     pub resource_id: String,
     pub code: String,
     pub message: String,
+}
+
+// The per-resource failures of CreateFlowLogs are kept phrased (code and message) because the
+// whole answer is stored with its ClientToken and replayed verbatim, also by older or newer
+// flowlogs sharing the database. They are phrased here once, for every backend.
+impl Unsuccessful {
+    pub fn not_found(kind: ResourceKind, id: &str) -> Unsuccessful {
+        let (code, noun) = match kind {
+            ResourceKind::Vpc => ("InvalidVpcID.NotFound", "vpc"),
+            ResourceKind::Subnet => ("InvalidSubnetID.NotFound", "subnet"),
+            ResourceKind::NetworkInterface => {
+                ("InvalidNetworkInterfaceID.NotFound", "networkInterface")
+            }
+            ResourceKind::FlowLog => ("InvalidFlowLogId.NotFound", "flow log"),
+        };
+        Unsuccessful {
+            resource_id: id.to_string(),
+            code: code.to_string(),
+            message: format!("The {noun} ID '{id}' does not exist"),
+        }
+    }
+
+    pub fn already_exists(id: &str) -> Unsuccessful {
+        Unsuccessful {
+            resource_id: id.to_string(),
+            code: "FlowLogAlreadyExists".to_string(),
+            message: "Error. There is an existing Flow Log with the same configuration and log destination.".to_string(),
+        }
+    }
+
+    pub fn limit_exceeded(id: &str) -> Unsuccessful {
+        Unsuccessful {
+            resource_id: id.to_string(),
+            code: "FlowLogsLimitExceeded".to_string(),
+            message: "You've reached the limit on the number of flow logs you can create."
+                .to_string(),
+        }
+    }
 }
 
 /// The answer of CreateFlowLogs, kept with its ClientToken for replays.

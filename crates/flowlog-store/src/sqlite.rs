@@ -18,7 +18,7 @@ use rusqlite::{
 
 use crate::{
     schema, CreateOutcome, FlowLogField, FlowLogPage, FlowLogQuery, NewFlowLogs,
-    NewNetworkInterface, Result, Store, StoreError, TokenCheck, Unsuccessful,
+    NewNetworkInterface, ResourceKind, Result, Store, StoreError, TokenCheck, Unsuccessful,
 };
 
 const READERS: usize = 4;
@@ -41,18 +41,24 @@ fn open(path: &Path) -> Result<Connection> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        let writer = open(path)?;
-        writer.execute_batch(schema::SCHEMA)?;
-        schema::add_columns(&writer)?;
-        writer.pragma_update(None, "user_version", schema::VERSION)?;
+        Self::open_reporting(path).map(|(s, _)| s)
+    }
+
+    /// Opens and migrates; also returns the migrations applied now (`flowlog migrate`).
+    pub fn open_reporting(path: &Path) -> Result<(SqliteStore, Vec<(i64, &'static str)>)> {
+        let mut writer = open(path)?;
+        let applied = schema::migrate(&mut writer)?;
         let readers = (0..READERS)
             .map(|_| open(path).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
-        Ok(SqliteStore {
-            writer: Mutex::new(writer),
-            readers,
-            next_reader: AtomicUsize::new(0),
-        })
+        Ok((
+            SqliteStore {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            },
+            applied,
+        ))
     }
 
     fn write<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
@@ -70,21 +76,10 @@ impl SqliteStore {
     }
 }
 
-fn not_found(kind: &str, id: &str) -> StoreError {
-    match kind {
-        "vpc" => StoreError::api(
-            "InvalidVpcID.NotFound",
-            format!("The vpc ID '{id}' does not exist"),
-        ),
-        "subnet" => StoreError::api(
-            "InvalidSubnetID.NotFound",
-            format!("The subnet ID '{id}' does not exist"),
-        ),
-        "eni" => StoreError::api(
-            "InvalidNetworkInterfaceID.NotFound",
-            format!("The networkInterface ID '{id}' does not exist"),
-        ),
-        _ => StoreError::api("InvalidID", format!("The ID '{id}' is not valid")),
+fn not_found(kind: ResourceKind, id: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_string(),
     }
 }
 
@@ -102,6 +97,26 @@ fn insert_tags(tx: &Transaction<'_>, id: &str, tags: &Tags) -> Result<()> {
     for (k, v) in tags {
         st.execute(params![id, k, v])?;
     }
+    if ResourceKind::of_id(id) == Some(ResourceKind::NetworkInterface) {
+        sync_host(tx, id)?;
+    }
+    Ok(())
+}
+
+/// Copies an ENI's `flowlog:host` tag into `enis.host` (indexed, for host_view).
+fn sync_host(tx: &Transaction<'_>, id: &str) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE enis SET host = (SELECT value FROM tags WHERE resource_id = ?1 AND key = ?2) WHERE id = ?1",
+    )?
+    .execute(params![id, crate::HOST_TAG])?;
+    Ok(())
+}
+
+/// Bumps the change counter: the last statement of a write that changed an agent's
+/// desired state (the writer mutex and the transaction make it atomic with the data).
+fn bump(tx: &Transaction<'_>) -> Result<()> {
+    tx.prepare_cached("UPDATE change_version SET v = v + 1")?
+        .execute([])?;
     Ok(())
 }
 
@@ -114,14 +129,9 @@ fn exists(conn: &Connection, table: &str, account: &str, id: &str) -> Result<boo
         .is_some())
 }
 
-fn table_of(id: &str) -> Option<(&'static str, &'static str)> {
-    match id.split('-').next()? {
-        "vpc" => Some(("vpcs", "vpc")),
-        "subnet" => Some(("subnets", "subnet")),
-        "eni" => Some(("enis", "eni")),
-        "fl" => Some(("flow_logs", "fl")),
-        _ => None,
-    }
+fn table_of(id: &str) -> Option<(&'static str, ResourceKind)> {
+    let kind = ResourceKind::of_id(id)?;
+    Some((crate::table_name(kind), kind))
 }
 
 fn delete_flow_logs_of(tx: &Transaction<'_>, account: &str, resource_id: &str) -> Result<()> {
@@ -245,6 +255,44 @@ fn set_destination_options(
     Ok(())
 }
 
+const ENI_COLUMNS: &str =
+    "id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status, instance_id";
+
+const VPC_COLUMNS: &str = "id, account, cidr, tenancy, is_default, assoc_id, dhcp_id";
+
+fn vpc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Vpc> {
+    Ok(Vpc {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        cidr_block: r.get(2)?,
+        instance_tenancy: r.get(3)?,
+        is_default: r.get(4)?,
+        cidr_association_id: r.get(5)?,
+        dhcp_options_id: r.get(6)?,
+        tags: Vec::new(),
+    })
+}
+
+const SUBNET_COLUMNS: &str = "s.id, s.account, s.vpc_id, s.cidr, s.az, s.default_for_az, \
+    (SELECT COUNT(*) FROM enis e WHERE e.subnet_id = s.id), s.az_id";
+
+fn subnet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subnet> {
+    let cidr: String = r.get(3)?;
+    let used: i64 = r.get(6)?;
+    let usable = Cidr4::parse(&cidr).map(|c| c.usable()).unwrap_or(0);
+    Ok(Subnet {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        vpc_id: r.get(2)?,
+        cidr_block: cidr,
+        availability_zone: r.get(4)?,
+        availability_zone_id: r.get(7)?,
+        default_for_az: r.get(5)?,
+        available_ip_address_count: usable.saturating_sub(used as u64),
+        tags: Vec::new(),
+    })
+}
+
 fn eni_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkInterface> {
     let groups: String = r.get(8)?;
     Ok(NetworkInterface {
@@ -270,27 +318,17 @@ impl Store for SqliteStore {
                 "INSERT INTO vpcs(id, account, cidr, tenancy, is_default, assoc_id, dhcp_id) VALUES (?1,?2,?3,?4,?5,?6,?7)",
                 params![vpc.id, vpc.account_id, vpc.cidr_block, vpc.instance_tenancy, vpc.is_default, vpc.cidr_association_id, vpc.dhcp_options_id],
             )?;
-            insert_tags(tx, &vpc.id, &vpc.tags)
+            insert_tags(tx, &vpc.id, &vpc.tags)?;
+            bump(tx)
         })
     }
 
     fn vpcs(&self, account_id: &str) -> Result<Vec<Vpc>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, account, cidr, tenancy, is_default, assoc_id, dhcp_id FROM vpcs WHERE account = ?1 ORDER BY seq",
-            )?;
-            let rows = st.query_map([account_id], |r| {
-                Ok(Vpc {
-                    id: r.get(0)?,
-                    account_id: r.get(1)?,
-                    cidr_block: r.get(2)?,
-                    instance_tenancy: r.get(3)?,
-                    is_default: r.get(4)?,
-                    cidr_association_id: r.get(5)?,
-                    dhcp_options_id: r.get(6)?,
-                    tags: Vec::new(),
-                })
-            })?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {VPC_COLUMNS} FROM vpcs WHERE account = ?1 ORDER BY seq"
+            ))?;
+            let rows = st.query_map([account_id], vpc_row)?;
             let mut out: Vec<Vpc> = rows.collect::<std::result::Result<_, _>>()?;
             for v in &mut out {
                 v.tags = tags_of(c, &v.id)?;
@@ -302,7 +340,7 @@ impl Store for SqliteStore {
     fn delete_vpc(&self, account_id: &str, id: &str) -> Result<()> {
         self.write(|tx| {
             if !exists(tx, "vpcs", account_id, id)? {
-                return Err(not_found("vpc", id));
+                return Err(not_found(ResourceKind::Vpc, id));
             }
             let subnets: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM subnets WHERE vpc_id = ?1",
@@ -310,15 +348,15 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )?;
             if subnets > 0 {
-                return Err(StoreError::api(
-                    "DependencyViolation",
-                    format!("The vpc '{id}' has dependencies and cannot be deleted."),
-                ));
+                return Err(StoreError::DependencyViolation {
+                    kind: ResourceKind::Vpc,
+                    id: id.to_string(),
+                });
             }
             delete_flow_logs_of(tx, account_id, id)?;
             tx.execute("DELETE FROM tags WHERE resource_id = ?1", [id])?;
             tx.execute("DELETE FROM vpcs WHERE id = ?1", [id])?;
-            Ok(())
+            bump(tx)
         })
     }
 
@@ -327,51 +365,33 @@ impl Store for SqliteStore {
             let vpc_cidr: Option<String> = tx
                 .query_row("SELECT cidr FROM vpcs WHERE id = ?1 AND account = ?2", [&s.vpc_id, &s.account_id], |r| r.get(0))
                 .optional()?;
-            let vpc_cidr = vpc_cidr.ok_or_else(|| not_found("vpc", &s.vpc_id))?;
+            let vpc_cidr = vpc_cidr.ok_or_else(|| not_found(ResourceKind::Vpc, &s.vpc_id))?;
             let vpc = Cidr4::parse(&vpc_cidr).ok_or_else(|| StoreError::Corrupt(vpc_cidr.clone()))?;
             let new = Cidr4::parse(&s.cidr_block).ok_or_else(|| StoreError::Corrupt(s.cidr_block.clone()))?;
             if !vpc.contains(new) {
-                return Err(StoreError::api("InvalidSubnet.Range", format!("The CIDR '{}' is invalid.", s.cidr_block)));
+                return Err(StoreError::SubnetRange { cidr: s.cidr_block.clone() });
             }
             let mut st = tx.prepare_cached("SELECT cidr FROM subnets WHERE vpc_id = ?1")?;
             let others: Vec<String> = st.query_map([&s.vpc_id], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
             if others.iter().filter_map(|c| Cidr4::parse(c)).any(|c| c.overlaps(new)) {
-                return Err(StoreError::api(
-                    "InvalidSubnet.Conflict",
-                    format!("The CIDR '{}' conflicts with another subnet", s.cidr_block),
-                ));
+                return Err(StoreError::SubnetConflict { cidr: s.cidr_block.clone() });
             }
             tx.execute(
                 "INSERT INTO subnets(id, account, vpc_id, cidr, az, default_for_az) VALUES (?1,?2,?3,?4,?5,?6)",
                 params![s.id, s.account_id, s.vpc_id, s.cidr_block, s.availability_zone, s.default_for_az],
             )?;
             set_subnet_az_id(tx, &s.id, s.availability_zone_id.as_deref())?;
-            insert_tags(tx, &s.id, &s.tags)
+            insert_tags(tx, &s.id, &s.tags)?;
+            bump(tx)
         })
     }
 
     fn subnets(&self, account_id: &str) -> Result<Vec<Subnet>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT s.id, s.account, s.vpc_id, s.cidr, s.az, s.default_for_az, \
-                 (SELECT COUNT(*) FROM enis e WHERE e.subnet_id = s.id), s.az_id FROM subnets s WHERE s.account = ?1 ORDER BY s.seq",
-            )?;
-            let rows = st.query_map([account_id], |r| {
-                let cidr: String = r.get(3)?;
-                let used: i64 = r.get(6)?;
-                let usable = Cidr4::parse(&cidr).map(|c| c.usable()).unwrap_or(0);
-                Ok(Subnet {
-                    id: r.get(0)?,
-                    account_id: r.get(1)?,
-                    vpc_id: r.get(2)?,
-                    cidr_block: cidr,
-                    availability_zone: r.get(4)?,
-                    availability_zone_id: r.get(7)?,
-                    default_for_az: r.get(5)?,
-                    available_ip_address_count: usable.saturating_sub(used as u64),
-                    tags: Vec::new(),
-                })
-            })?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {SUBNET_COLUMNS} FROM subnets s WHERE s.account = ?1 ORDER BY s.seq"
+            ))?;
+            let rows = st.query_map([account_id], subnet_row)?;
             let mut out: Vec<Subnet> = rows.collect::<std::result::Result<_, _>>()?;
             for s in &mut out {
                 s.tags = tags_of(c, &s.id)?;
@@ -383,7 +403,7 @@ impl Store for SqliteStore {
     fn delete_subnet(&self, account_id: &str, id: &str) -> Result<()> {
         self.write(|tx| {
             if !exists(tx, "subnets", account_id, id)? {
-                return Err(not_found("subnet", id));
+                return Err(not_found(ResourceKind::Subnet, id));
             }
             let enis: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM enis WHERE subnet_id = ?1",
@@ -391,15 +411,15 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )?;
             if enis > 0 {
-                return Err(StoreError::api(
-                    "DependencyViolation",
-                    format!("The subnet '{id}' has dependencies and cannot be deleted."),
-                ));
+                return Err(StoreError::DependencyViolation {
+                    kind: ResourceKind::Subnet,
+                    id: id.to_string(),
+                });
             }
             delete_flow_logs_of(tx, account_id, id)?;
             tx.execute("DELETE FROM tags WHERE resource_id = ?1", [id])?;
             tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
-            Ok(())
+            bump(tx)
         })
     }
 
@@ -412,7 +432,7 @@ impl Store for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let (vpc_id, cidr, az) = row.ok_or_else(|| not_found("subnet", &n.subnet_id))?;
+            let (vpc_id, cidr, az) = row.ok_or_else(|| not_found(ResourceKind::Subnet, &n.subnet_id))?;
             let cidr = Cidr4::parse(&cidr).ok_or_else(|| StoreError::Corrupt(cidr.clone()))?;
             let mut st = tx.prepare_cached("SELECT private_ip FROM enis WHERE subnet_id = ?1")?;
             let used: std::collections::HashSet<u32> = st
@@ -423,23 +443,17 @@ impl Store for SqliteStore {
                 Some(ip) => {
                     let a = u32::from(ip);
                     if !cidr.contains_addr(a) || cidr.is_reserved(a) {
-                        return Err(StoreError::api(
-                            "InvalidParameterValue",
-                            format!("Address {ip} does not fall within the subnet's address range"),
-                        ));
+                        return Err(StoreError::AddressOutOfRange { addr: ip });
                     }
                     if used.contains(&a) {
-                        return Err(StoreError::api("InvalidIPAddress.InUse", format!("Address {ip} is in use.")));
+                        return Err(StoreError::AddressInUse { addr: ip });
                     }
                     ip
                 }
                 None => {
                     let free = (cidr.addr + 4..cidr.last()).find(|a| !used.contains(a));
                     Ipv4Addr::from(free.ok_or_else(|| {
-                        StoreError::api(
-                            "InsufficientFreeAddressesInSubnet",
-                            format!("The specified subnet {} has insufficient free addresses.", n.subnet_id),
-                        )
+                        StoreError::SubnetFull { subnet_id: n.subnet_id.clone() }
                     })?)
                 }
             };
@@ -466,16 +480,19 @@ impl Store for SqliteStore {
                 ],
             )?;
             insert_tags(tx, &eni.id, &eni.tags)?;
+            bump(tx)?;
             Ok(eni)
         })
     }
 
     fn network_interfaces(&self, account_id: &str) -> Result<Vec<NetworkInterface>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status, instance_id FROM enis WHERE account = ?1 ORDER BY seq",
-            )?;
-            let mut out: Vec<NetworkInterface> = st.query_map([account_id], eni_row)?.collect::<std::result::Result<_, _>>()?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ENI_COLUMNS} FROM enis WHERE account = ?1 ORDER BY seq"
+            ))?;
+            let mut out: Vec<NetworkInterface> = st
+                .query_map([account_id], eni_row)?
+                .collect::<std::result::Result<_, _>>()?;
             for e in &mut out {
                 e.tags = tags_of(c, &e.id)?;
             }
@@ -486,12 +503,12 @@ impl Store for SqliteStore {
     fn delete_network_interface(&self, account_id: &str, id: &str) -> Result<()> {
         self.write(|tx| {
             if !exists(tx, "enis", account_id, id)? {
-                return Err(not_found("eni", id));
+                return Err(not_found(ResourceKind::NetworkInterface, id));
             }
             delete_flow_logs_of(tx, account_id, id)?;
             tx.execute("DELETE FROM tags WHERE resource_id = ?1", [id])?;
             tx.execute("DELETE FROM enis WHERE id = ?1", [id])?;
-            Ok(())
+            bump(tx)
         })
     }
 
@@ -504,12 +521,8 @@ impl Store for SqliteStore {
                 };
                 if !known {
                     return Err(match table_of(id) {
-                        Some((_, kind)) if kind != "fl" => not_found(kind, id),
-                        Some(_) => StoreError::api(
-                            "InvalidFlowLogId.NotFound",
-                            format!("The flow log ID '{id}' does not exist"),
-                        ),
-                        None => StoreError::api("InvalidID", format!("The ID '{id}' is not valid")),
+                        Some((_, kind)) => not_found(kind, id),
+                        None => StoreError::InvalidId { id: id.clone() },
                     });
                 }
                 insert_tags(tx, id, tags)?;
@@ -518,16 +531,14 @@ impl Store for SqliteStore {
                     [id],
                     |r| r.get(0),
                 )?;
-                if count > 50 {
-                    return Err(StoreError::api(
-                        "TagLimitExceeded",
-                        format!(
-                            "The maximum number of tags (50) for resource {id} has been reached."
-                        ),
-                    ));
+                if count > crate::TAG_LIMIT as i64 {
+                    return Err(StoreError::TagLimitExceeded {
+                        id: id.clone(),
+                        limit: crate::TAG_LIMIT,
+                    });
                 }
             }
-            Ok(())
+            bump(tx)
         })
     }
 
@@ -545,8 +556,8 @@ impl Store for SqliteStore {
                     .unwrap_or(false);
                 if !known {
                     return Err(match table_of(id) {
-                        Some((_, kind)) if kind != "fl" => not_found(kind, id),
-                        _ => StoreError::api("InvalidID", format!("The ID '{id}' is not valid")),
+                        Some((_, kind)) if kind != ResourceKind::FlowLog => not_found(kind, id),
+                        _ => StoreError::InvalidId { id: id.clone() },
                     });
                 }
                 if tags.is_empty() {
@@ -564,8 +575,11 @@ impl Store for SqliteStore {
                         )?,
                     };
                 }
+                if ResourceKind::of_id(id) == Some(ResourceKind::NetworkInterface) {
+                    sync_host(tx, id)?;
+                }
             }
-            Ok(())
+            bump(tx)
         })
     }
 
@@ -583,14 +597,11 @@ impl Store for SqliteStore {
         self.write(|tx| {
             match token_check(tx, &req.account_id, "CreateFlowLogs", &req.client_token, &req.fingerprint)? {
                 TokenCheck::Replay(o) => return Ok(o),
-                TokenCheck::Mismatch => return Err(mismatch()),
+                TokenCheck::Mismatch => return Err(StoreError::IdempotentParameterMismatch),
                 TokenCheck::New => {}
             }
-            let (table, kind) = match req.resource_type {
-                ResourceType::Vpc => ("vpcs", "vpc"),
-                ResourceType::Subnet => ("subnets", "subnet"),
-                ResourceType::NetworkInterface => ("enis", "eni"),
-            };
+            let kind = crate::kind_of(req.resource_type);
+            let table = crate::table_name(kind);
             let dup_key = req.destination.duplicate_key();
             let mut outcome = CreateOutcome {
                 client_token: req.client_token.clone(),
@@ -598,18 +609,16 @@ impl Store for SqliteStore {
                 unsuccessful: Vec::new(),
             };
             for (i, rid) in req.resource_ids.iter().enumerate() {
-                let fail = |code: &str, message: String| Unsuccessful {
-                    resource_id: rid.clone(),
-                    code: code.to_string(),
-                    message,
-                };
                 if !exists(tx, table, &req.account_id, rid)? {
-                    let StoreError::Api { code, message, .. } = not_found(kind, rid) else { unreachable!() };
-                    outcome.unsuccessful.push(fail(&code, message));
+                    outcome.unsuccessful.push(Unsuccessful::not_found(kind, rid));
                     continue;
                 }
                 if let Some((code, message)) = &req.destination_error {
-                    outcome.unsuccessful.push(fail(code, message.clone()));
+                    outcome.unsuccessful.push(Unsuccessful {
+                        resource_id: rid.clone(),
+                        code: code.clone(),
+                        message: message.clone(),
+                    });
                     continue;
                 }
                 let dup: Option<i64> = tx
@@ -617,10 +626,7 @@ impl Store for SqliteStore {
                     .query_row(params![req.account_id, rid, req.traffic_type.as_str(), dup_key], |r| r.get(0))
                     .optional()?;
                 if dup.is_some() {
-                    outcome.unsuccessful.push(fail(
-                        "FlowLogAlreadyExists",
-                        "Error. There is an existing Flow Log with the same configuration and log destination.".into(),
-                    ));
+                    outcome.unsuccessful.push(Unsuccessful::already_exists(rid));
                     continue;
                 }
                 if let Some(limit) = req.limit_per_resource {
@@ -628,10 +634,7 @@ impl Store for SqliteStore {
                         .prepare_cached("SELECT COUNT(*) FROM flow_logs WHERE account = ?1 AND resource_id = ?2")?
                         .query_row([&req.account_id, rid], |r| r.get(0))?;
                     if n >= i64::from(limit) {
-                        outcome.unsuccessful.push(fail(
-                            "FlowLogsLimitExceeded",
-                            "You've reached the limit on the number of flow logs you can create.".into(),
-                        ));
+                        outcome.unsuccessful.push(Unsuccessful::limit_exceeded(rid));
                         continue;
                     }
                 }
@@ -672,6 +675,9 @@ impl Store for SqliteStore {
                 "INSERT INTO client_tokens(account, action, token, fingerprint, response, created_ms) VALUES (?1,'CreateFlowLogs',?2,?3,?4,?5)",
                 params![req.account_id, req.client_token, req.fingerprint, response, req.creation_time_ms],
             )?;
+            if !outcome.flow_log_ids.is_empty() {
+                bump(tx)?;
+            }
             Ok(outcome)
         })
     }
@@ -690,6 +696,9 @@ impl Store for SqliteStore {
                 } else {
                     tx.execute("DELETE FROM tags WHERE resource_id = ?1", [id])?;
                 }
+            }
+            if missing.len() < ids.len() {
+                bump(tx)?;
             }
             Ok(missing)
         })
@@ -774,10 +783,14 @@ impl Store for SqliteStore {
         error: Option<&str>,
     ) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "UPDATE flow_logs SET deliver_status = ?2, deliver_error = ?3 WHERE id = ?1 AND account = ?4",
+            let n = tx.execute(
+                "UPDATE flow_logs SET deliver_status = ?2, deliver_error = ?3 WHERE id = ?1 AND account = ?4 \
+                 AND (deliver_status IS NOT ?2 OR deliver_error IS NOT ?3)",
                 params![id, status.as_str(), error, account_id],
             )?;
+            if n > 0 {
+                bump(tx)?;
+            }
             Ok(())
         })
     }
@@ -796,10 +809,11 @@ impl Store for SqliteStore {
 
     fn all_network_interfaces(&self) -> Result<Vec<NetworkInterface>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status, instance_id FROM enis ORDER BY seq",
-            )?;
-            let mut out: Vec<NetworkInterface> = st.query_map([], eni_row)?.collect::<std::result::Result<_, _>>()?;
+            let mut st =
+                c.prepare_cached(&format!("SELECT {ENI_COLUMNS} FROM enis ORDER BY seq"))?;
+            let mut out: Vec<NetworkInterface> = st
+                .query_map([], eni_row)?
+                .collect::<std::result::Result<_, _>>()?;
             for e in &mut out {
                 e.tags = tags_of(c, &e.id)?;
             }
@@ -880,26 +894,115 @@ impl Store for SqliteStore {
                 set_eni_instance_id(tx, &e.id, e.instance_id.as_deref())?;
                 insert_tags(tx, &e.id, &e.tags)?;
             }
+            if !(vpcs.is_empty() && subnets.is_empty() && enis.is_empty()) {
+                bump(tx)?;
+            }
             Ok(())
         })
     }
 
     fn set_network_interface_status(&self, account_id: &str, id: &str, status: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
+            let n = tx.execute(
                 "UPDATE enis SET status = ?2 WHERE id = ?1 AND status != ?2 AND account = ?3",
                 [id, status, account_id],
             )?;
+            if n > 0 {
+                bump(tx)?;
+            }
             Ok(())
         })
     }
-}
 
-fn mismatch() -> StoreError {
-    StoreError::api(
-        "IdempotentParameterMismatch",
-        "The request uses the same client token as a previous, but non-identical request.",
-    )
+    fn change_version(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(Some(
+                c.prepare_cached("SELECT v FROM change_version")?
+                    .query_row([], |r| r.get(0))?,
+            ))
+        })
+    }
+
+    fn host_view(&self, account_id: &str, host: &str) -> Result<crate::HostView> {
+        self.read(|c| {
+            // Index `enis_host (account, host)` serves both arms.
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ENI_COLUMNS} FROM enis WHERE account = ?1 AND host = ?2 \
+                 UNION ALL SELECT {ENI_COLUMNS} FROM enis WHERE account = ?1 AND host IS NULL"
+            ))?;
+            let mut enis: Vec<NetworkInterface> = st
+                .query_map([account_id, host], eni_row)?
+                .collect::<std::result::Result<_, _>>()?;
+            enis.sort_by(|a, b| a.id.cmp(&b.id));
+            for e in &mut enis {
+                e.tags = tags_of(c, &e.id)?;
+            }
+            let mut subnet_ids: Vec<String> = enis.iter().map(|e| e.subnet_id.clone()).collect();
+            subnet_ids.sort();
+            subnet_ids.dedup();
+            let mut vpc_ids: Vec<String> = enis.iter().map(|e| e.vpc_id.clone()).collect();
+            vpc_ids.sort();
+            vpc_ids.dedup();
+            let mut subnets = Vec::new();
+            for id in &subnet_ids {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {SUBNET_COLUMNS} FROM subnets s WHERE s.id = ?1 AND s.account = ?2"
+                ))?;
+                if let Some(mut sn) = st.query_row([id, account_id], subnet_row).optional()? {
+                    sn.tags = tags_of(c, &sn.id)?;
+                    subnets.push(sn);
+                }
+            }
+            let mut vpcs = Vec::new();
+            for id in &vpc_ids {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {VPC_COLUMNS} FROM vpcs WHERE id = ?1 AND account = ?2"
+                ))?;
+                if let Some(mut v) = st.query_row([id, account_id], vpc_row).optional()? {
+                    v.tags = tags_of(c, &v.id)?;
+                    vpcs.push(v);
+                }
+            }
+            let mut flow_logs: Vec<(i64, FlowLog)> = Vec::new();
+            let resources = enis.iter().map(|e| &e.id).chain(&subnet_ids).chain(&vpc_ids);
+            for rid in resources {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {FLOW_LOG_COLUMNS} FROM flow_logs WHERE account = ?1 AND resource_id = ?2"
+                ))?;
+                for r in st.query_map([account_id, rid.as_str()], flow_log_row)? {
+                    flow_logs.push(r?);
+                }
+            }
+            flow_logs.sort_by_key(|(seq, _)| *seq);
+            Ok(crate::HostView {
+                enis,
+                vpcs,
+                subnets,
+                flow_logs: flow_logs.into_iter().map(|(_, f)| f).collect(),
+            })
+        })
+    }
+
+    fn eni_hosts(
+        &self,
+        account_id: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Option<String>>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT host FROM enis WHERE id = ?1 AND account = ?2")?;
+            let mut out = std::collections::HashMap::new();
+            for id in ids {
+                if let Some(h) = st
+                    .query_row([id.as_str(), account_id], |r| r.get::<_, Option<String>>(0))
+                    .optional()?
+                {
+                    out.insert(id.clone(), h);
+                }
+            }
+            Ok(out)
+        })
+    }
 }
 
 fn token_check(

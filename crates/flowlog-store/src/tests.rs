@@ -3,17 +3,66 @@
 use flowlog_model::{DeliverStatus, Destination, ResourceType, Subnet, TrafficType, Vpc};
 
 use crate::{
-    FlowLogField, FlowLogQuery, NewFlowLogs, NewNetworkInterface, SqliteStore, Store, StoreError,
-    TokenCheck,
+    FlowLogField, FlowLogQuery, NewFlowLogs, NewNetworkInterface, PgOptions, PgStore, SqliteStore,
+    Store, StoreError, TokenCheck,
 };
 
 const ACCT: &str = "123456789012";
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
-    (dir, s)
+/// Where one test's database lives; `open` opens it (again): two opens are two processes
+/// sharing the database as far as the store can tell.
+trait Backend {
+    fn open(&self) -> Box<dyn Store>;
 }
+
+struct Sqlite(tempfile::TempDir);
+
+impl Backend for Sqlite {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(SqliteStore::open(&self.0.path().join("state.db")).unwrap())
+    }
+}
+
+struct Postgres(String);
+
+impl Backend for Postgres {
+    fn open(&self) -> Box<dyn Store> {
+        Box::new(PgStore::connect(&self.0, &PgOptions::default()).unwrap())
+    }
+}
+
+/// Runs each named test (a `fn(&dyn Backend)`) once per backend, unchanged.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Sqlite(tempfile::tempdir().unwrap()));
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                let Some(cluster) = crate::pg::testing::cluster() else { return };
+                super::$name(&super::Postgres(cluster.fresh_database()));
+            })*
+        }
+    };
+}
+
+suite!(
+    subnet_rules_and_dependencies,
+    create_flow_logs_per_resource_outcomes_and_tokens,
+    describe_filters_and_pages,
+    state_survives_reopen,
+    register_upserts_and_keeps_user_tags,
+    register_and_status_stay_inside_the_account,
+    issue12_columns_round_trip,
+    host_view_and_eni_hosts,
+    change_version_moves_with_writes_only,
+    replicas_agree_on_tokens_duplicates_limits_and_addresses,
+    next_token_pages_on_another_replica,
+);
 
 fn vpc(id: &str) -> Vpc {
     Vpc {
@@ -65,16 +114,24 @@ fn s3_request(ids: &[&str], token: &str) -> NewFlowLogs {
     }
 }
 
+/// The variant of a domain error (its wire form is flowlog-api's business).
 fn code(e: StoreError) -> String {
     match e {
-        StoreError::Api { code, .. } => code,
+        StoreError::NotFound { kind, .. } => format!("NotFound({kind})"),
+        StoreError::DependencyViolation { .. } => "DependencyViolation".into(),
+        StoreError::SubnetRange { .. } => "SubnetRange".into(),
+        StoreError::SubnetConflict { .. } => "SubnetConflict".into(),
+        StoreError::AddressInUse { .. } => "AddressInUse".into(),
+        StoreError::AddressOutOfRange { .. } => "AddressOutOfRange".into(),
+        StoreError::SubnetFull { .. } => "SubnetFull".into(),
+        StoreError::IdempotentParameterMismatch => "IdempotentParameterMismatch".into(),
         other => panic!("unexpected {other}"),
     }
 }
 
-#[test]
-fn subnet_rules_and_dependencies() {
-    let (_d, s) = store();
+fn subnet_rules_and_dependencies(b: &dyn Backend) {
+    let s = b.open();
+    let s = &*s;
     s.create_vpc(&vpc("vpc-00000001")).unwrap();
     s.create_subnet(&subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24"))
         .unwrap();
@@ -83,21 +140,21 @@ fn subnet_rules_and_dependencies() {
             s.create_subnet(&subnet("subnet-00000002", "vpc-00000001", "10.0.1.128/25"))
                 .unwrap_err()
         ),
-        "InvalidSubnet.Conflict"
+        "SubnetConflict"
     );
     assert_eq!(
         code(
             s.create_subnet(&subnet("subnet-00000003", "vpc-00000001", "10.1.0.0/24"))
                 .unwrap_err()
         ),
-        "InvalidSubnet.Range"
+        "SubnetRange"
     );
     assert_eq!(
         code(
             s.create_subnet(&subnet("subnet-00000004", "vpc-0000dead", "10.0.2.0/24"))
                 .unwrap_err()
         ),
-        "InvalidVpcID.NotFound"
+        "NotFound(VPC)"
     );
     assert_eq!(
         code(s.delete_vpc(ACCT, "vpc-00000001").unwrap_err()),
@@ -127,9 +184,9 @@ fn subnet_rules_and_dependencies() {
     assert!(s.vpcs(ACCT).unwrap().is_empty());
 }
 
-#[test]
-fn create_flow_logs_per_resource_outcomes_and_tokens() {
-    let (_d, s) = store();
+fn create_flow_logs_per_resource_outcomes_and_tokens(b: &dyn Backend) {
+    let s = b.open();
+    let s = &*s;
     s.create_vpc(&vpc("vpc-00000001")).unwrap();
     let out = s
         .create_flow_logs(&s3_request(&["vpc-00000001", "vpc-0000dead"], "t1"))
@@ -180,9 +237,9 @@ fn create_flow_logs_per_resource_outcomes_and_tokens() {
     assert!(s.all_flow_logs().unwrap().is_empty());
 }
 
-#[test]
-fn describe_filters_and_pages() {
-    let (_d, s) = store();
+fn describe_filters_and_pages(b: &dyn Backend) {
+    let s = b.open();
+    let s = &*s;
     for i in 0..12 {
         let id = format!("vpc-{i:08x}");
         s.create_vpc(&vpc(&id)).unwrap();
@@ -244,17 +301,14 @@ fn describe_filters_and_pages() {
     );
 }
 
-#[test]
-fn state_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
+fn state_survives_reopen(b: &dyn Backend) {
     {
-        let s = SqliteStore::open(&path).unwrap();
+        let s = b.open();
         s.create_vpc(&vpc("vpc-00000001")).unwrap();
         s.create_flow_logs(&s3_request(&["vpc-00000001"], "t"))
             .unwrap();
     }
-    let s = SqliteStore::open(&path).unwrap();
+    let s = b.open();
     assert_eq!(
         s.vpcs(ACCT).unwrap()[0].tags,
         vec![("Name".to_string(), "vpc-00000001".to_string())]
@@ -262,9 +316,9 @@ fn state_survives_reopen() {
     assert_eq!(s.all_flow_logs().unwrap().len(), 1);
 }
 
-#[test]
-fn register_upserts_and_keeps_user_tags() {
-    let (_d, s) = store();
+fn register_upserts_and_keeps_user_tags(b: &dyn Backend) {
+    let s = b.open();
+    let s = &*s;
     let v = vpc("vpc-00000001");
     let mut sn = subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24");
     let eni = flowlog_model::NetworkInterface {
@@ -305,10 +359,10 @@ fn register_upserts_and_keeps_user_tags() {
 }
 
 /// Agent sync of one account cannot touch another account's resources (issue 9).
-#[test]
-fn register_and_status_stay_inside_the_account() {
+fn register_and_status_stay_inside_the_account(b: &dyn Backend) {
     const OTHER: &str = "210987654321";
-    let (_d, s) = store();
+    let s = b.open();
+    let s = &*s;
     let v = vpc("vpc-00000001");
     let sn = subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24");
     let eni = flowlog_model::NetworkInterface {
@@ -390,9 +444,9 @@ fn register_and_status_stay_inside_the_account() {
     assert_eq!(f.deliver_status, DeliverStatus::Success);
 }
 
-#[test]
-fn issue12_columns_round_trip() {
-    let (_d, s) = store();
+fn issue12_columns_round_trip(b: &dyn Backend) {
+    let s = b.open();
+    let s = &*s;
     let v = vpc("vpc-00000001");
     let mut sn = subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24");
     sn.availability_zone_id = Some("use1-az4".into());
@@ -467,4 +521,399 @@ fn a_layout_1_database_opens_and_gains_the_new_columns() {
     // Opening again is a no-op for the columns.
     let s = SqliteStore::open(&path).unwrap();
     assert_eq!(s.subnets(ACCT).unwrap().len(), 1);
+}
+
+fn eni(id: &str, subnet: &str, ip: &str, host: Option<&str>) -> flowlog_model::NetworkInterface {
+    flowlog_model::NetworkInterface {
+        id: id.into(),
+        account_id: ACCT.into(),
+        subnet_id: subnet.into(),
+        vpc_id: "vpc-00000001".into(),
+        availability_zone: "us-east-1a".into(),
+        description: String::new(),
+        private_ip_address: ip.into(),
+        mac_address: String::new(),
+        security_group_ids: vec![],
+        status: "in-use".into(),
+        tags: host
+            .map(|h| vec![(crate::HOST_TAG.to_string(), h.to_string())])
+            .unwrap_or_default(),
+        instance_id: None,
+    }
+}
+
+fn host_view_and_eni_hosts(b: &dyn Backend) {
+    let s = b.open();
+    let s = &*s;
+    s.register(
+        ACCT,
+        &[vpc("vpc-00000001"), vpc("vpc-00000002")],
+        &[
+            subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/24"),
+            subnet("subnet-00000002", "vpc-00000001", "10.0.2.0/24"),
+        ],
+        &[
+            eni("eni-0000000a", "subnet-00000001", "10.0.1.10", Some("a")),
+            eni("eni-0000000b", "subnet-00000002", "10.0.2.11", Some("b")),
+            eni("eni-0000000c", "subnet-00000001", "10.0.1.12", None),
+        ],
+    )
+    .unwrap();
+    for (rt, id, tok) in [
+        (ResourceType::NetworkInterface, "eni-0000000a", "t1"),
+        (ResourceType::NetworkInterface, "eni-0000000b", "t2"),
+        (ResourceType::Subnet, "subnet-00000002", "t3"),
+        (ResourceType::Vpc, "vpc-00000001", "t4"),
+        (ResourceType::Vpc, "vpc-00000002", "t5"),
+    ] {
+        let mut r = s3_request(&[id], tok);
+        r.resource_type = rt;
+        assert_eq!(s.create_flow_logs(&r).unwrap().flow_log_ids.len(), 1);
+    }
+    let view = s.host_view(ACCT, "a").unwrap();
+    let mut ids: Vec<&str> = view.enis.iter().map(|e| e.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["eni-0000000a", "eni-0000000c"]);
+    assert_eq!(view.subnets.len(), 1);
+    assert_eq!(view.subnets[0].id, "subnet-00000001");
+    assert_eq!(view.vpcs.len(), 1);
+    assert_eq!(
+        view.vpcs[0].tags,
+        vec![("Name".into(), "vpc-00000001".into())]
+    );
+    let mut fl: Vec<&str> = view
+        .flow_logs
+        .iter()
+        .map(|f| f.resource_id.as_str())
+        .collect();
+    fl.sort();
+    assert_eq!(fl, ["eni-0000000a", "vpc-00000001"]);
+    // Moving an ENI to another host moves it between views.
+    s.create_tags(
+        ACCT,
+        &["eni-0000000c".into()],
+        &vec![(crate::HOST_TAG.into(), "b".into())],
+    )
+    .unwrap();
+    let b_view = s.host_view(ACCT, "b").unwrap();
+    let mut ids: Vec<&str> = b_view.enis.iter().map(|e| e.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["eni-0000000b", "eni-0000000c"]);
+    assert_eq!(s.host_view(ACCT, "a").unwrap().enis.len(), 1);
+    s.delete_tags(
+        ACCT,
+        &["eni-0000000c".into()],
+        &[(crate::HOST_TAG.into(), None)],
+    )
+    .unwrap();
+    assert_eq!(s.host_view(ACCT, "a").unwrap().enis.len(), 2);
+    assert!(s.host_view("999999999999", "a").unwrap().enis.is_empty());
+    let hosts = s
+        .eni_hosts(
+            ACCT,
+            &[
+                "eni-0000000a".into(),
+                "eni-0000000c".into(),
+                "eni-00000bad".into(),
+            ],
+        )
+        .unwrap();
+    assert_eq!(hosts.len(), 2);
+    assert_eq!(hosts["eni-0000000a"].as_deref(), Some("a"));
+    assert_eq!(hosts["eni-0000000c"], None);
+    assert!(s
+        .eni_hosts("999999999999", &["eni-0000000a".into()])
+        .unwrap()
+        .is_empty());
+}
+
+fn change_version_moves_with_writes_only(b: &dyn Backend) {
+    let s = b.open();
+    let other = b.open();
+    let s = &*s;
+    let v0 = s
+        .change_version()
+        .unwrap()
+        .expect("both backends keep a change version");
+    s.create_vpc(&vpc("vpc-00000001")).unwrap();
+    let v1 = s.change_version().unwrap().unwrap();
+    assert!(v1 > v0);
+    // Another process sees the same number.
+    assert_eq!(other.change_version().unwrap(), Some(v1));
+    let out = s
+        .create_flow_logs(&s3_request(&["vpc-00000001"], "t"))
+        .unwrap();
+    let v2 = s.change_version().unwrap().unwrap();
+    assert!(v2 > v1);
+    // Reads, replays, refused writes and no-op status reports leave it alone.
+    s.vpcs(ACCT).unwrap();
+    s.host_view(ACCT, "h").unwrap();
+    s.create_flow_logs(&s3_request(&["vpc-00000001"], "t"))
+        .unwrap();
+    assert!(s.delete_vpc(ACCT, "vpc-0000dead").is_err());
+    let id = &out.flow_log_ids[0];
+    s.set_deliver_status(ACCT, id, DeliverStatus::Success, None)
+        .unwrap();
+    assert_eq!(s.change_version().unwrap(), Some(v2));
+    s.set_deliver_status(ACCT, id, DeliverStatus::Failed, Some("Access error"))
+        .unwrap();
+    let v3 = s.change_version().unwrap().unwrap();
+    assert!(v3 > v2);
+    s.delete_flow_logs(ACCT, std::slice::from_ref(id)).unwrap();
+    assert!(s.change_version().unwrap().unwrap() > v3);
+}
+
+/// Two store instances on one database (two replicas), hammered from threads at once: one
+/// ClientToken creates one set of flow logs, duplicates and the limit hold, addresses and
+/// subnet ranges are never handed out twice.
+fn replicas_agree_on_tokens_duplicates_limits_and_addresses(b: &dyn Backend) {
+    let replicas: Vec<std::sync::Arc<dyn Store>> = vec![b.open().into(), b.open().into()];
+    let s = &*replicas[0];
+    s.create_vpc(&vpc("vpc-00000001")).unwrap();
+    s.create_subnet(&subnet("subnet-00000001", "vpc-00000001", "10.0.1.0/28"))
+        .unwrap();
+    const N: usize = 8;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(N));
+    let handles: Vec<_> = (0..N)
+        .map(|i| {
+            let r = replicas[i % 2].clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                // Same token everywhere.
+                let same = r
+                    .create_flow_logs(&s3_request(&["vpc-00000001"], "shared"))
+                    .unwrap();
+                // A distinct token, but one configuration: duplicates.
+                let mut dup = s3_request(&["vpc-00000001"], &format!("dup{i}"));
+                dup.fingerprint = format!("fp-dup{i}");
+                let d = r.create_flow_logs(&dup).unwrap();
+                // Distinct destinations: only the per-resource limit (2) stops them.
+                let mut lim = s3_request(&["vpc-00000001"], &format!("lim{i}"));
+                lim.destination = Destination::S3 {
+                    arn: format!("arn:aws:s3:::lim{i}"),
+                    bucket: format!("lim{i}"),
+                    prefix: String::new(),
+                };
+                let l = r.create_flow_logs(&lim).unwrap();
+                let e = r.create_network_interface(&NewNetworkInterface {
+                    id: format!("eni-{i:08x}"),
+                    account_id: ACCT.into(),
+                    subnet_id: "subnet-00000001".into(),
+                    description: String::new(),
+                    private_ip_address: None,
+                    mac_address: String::new(),
+                    security_group_ids: vec![],
+                    tags: vec![],
+                });
+                let sn = r.create_subnet(&subnet(
+                    &format!("subnet-1000000{i}"),
+                    "vpc-00000001",
+                    "10.0.2.0/24",
+                ));
+                (same, d, l, e, sn)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let first = &results[0].0;
+    assert_eq!(first.flow_log_ids.len(), 1);
+    assert!(
+        results.iter().all(|r| &r.0 == first),
+        "one token, one answer"
+    );
+    // The shared token made one flow log; the limit of 2 allows exactly one more.
+    let created: usize = results
+        .iter()
+        .map(|r| r.1.flow_log_ids.len() + r.2.flow_log_ids.len())
+        .sum();
+    assert_eq!(created, 1);
+    assert!(
+        results.iter().all(|r| r.1.flow_log_ids.is_empty()),
+        "duplicates refused"
+    );
+    assert_eq!(s.all_flow_logs().unwrap().len(), 2);
+    // A /28 has 16 - 5 = 11 usable addresses: all 8 ENIs fit, each with its own address.
+    let mut ips: Vec<String> = results
+        .iter()
+        .map(|r| r.3.as_ref().unwrap().private_ip_address.clone())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), N);
+    assert_eq!(
+        results.iter().filter(|r| r.4.is_ok()).count(),
+        1,
+        "one subnet per range"
+    );
+    assert!(results
+        .iter()
+        .filter_map(|r| r.4.as_ref().err())
+        .all(|e| matches!(e, StoreError::SubnetConflict { .. })));
+}
+
+/// A NextToken (a position) from one replica pages on another.
+fn next_token_pages_on_another_replica(b: &dyn Backend) {
+    let one = b.open();
+    let two = b.open();
+    for i in 0..7 {
+        let id = format!("vpc-{i:08x}");
+        one.create_vpc(&vpc(&id)).unwrap();
+        one.create_flow_logs(&s3_request(&[&id], &format!("t{i}")))
+            .unwrap();
+    }
+    let mut q = FlowLogQuery {
+        account_id: ACCT.into(),
+        limit: Some(3),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    for turn in 0.. {
+        let r = if turn % 2 == 0 { &one } else { &two };
+        let page = r.describe_flow_logs(&q).unwrap();
+        seen.extend(page.flow_logs.into_iter().map(|f| f.resource_id));
+        match page.next_seq {
+            Some(n) => q.after_seq = n,
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..7).map(|i| format!("vpc-{i:08x}")).collect();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn postgres_connection_failure_is_unavailable() {
+    // Nothing listens on port 1 of loopback.
+    let err = PgStore::connect("postgres://u@127.0.0.1:1/db", &PgOptions::default())
+        .err()
+        .expect("no database there");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = PgStore::connect(
+        "postgres://u@127.0.0.1/db?sslmode=bogus",
+        &PgOptions::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+}
+
+#[test]
+fn postgres_recovers_after_the_database_restarts() {
+    let Some(cluster) = crate::pg::testing::cluster() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    let s = PgStore::connect(&url, &PgOptions::default()).unwrap();
+    s.create_vpc(&vpc("vpc-00000001")).unwrap();
+    // Kill every connection of this database (what a restart does to them).
+    let db = url.rsplit('/').next().unwrap();
+    cluster.psql(
+        &url.replace(db, "postgres"),
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"),
+    );
+    // The pooled connection is gone: the first call may fail as Unavailable, never as
+    // anything else, and the pool reconnects by itself.
+    let mut ok = false;
+    for _ in 0..3 {
+        match s.vpcs(ACCT) {
+            Ok(v) => {
+                assert_eq!(v.len(), 1);
+                ok = true;
+                break;
+            }
+            Err(StoreError::Unavailable(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert!(ok, "the pool reconnected");
+}
+
+#[test]
+fn postgres_migrations_from_empty_and_refusal_of_newer() {
+    let Some(cluster) = crate::pg::testing::cluster() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    let s = PgStore::open_unmigrated(&url, &PgOptions::default()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 0);
+    let applied = s.migrate().unwrap();
+    assert_eq!(applied.len() as i64, crate::pg::latest_version());
+    assert!(
+        s.migrate().unwrap().is_empty(),
+        "a second run applies nothing"
+    );
+    drop(s);
+    cluster.psql(
+        &url,
+        "INSERT INTO schema_migrations(version, description) VALUES (999, 'future')",
+    );
+    let err = PgStore::connect(&url, &PgOptions::default()).err().unwrap();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
+        "{err:?}"
+    );
+}
+
+/// A database as the flowlog before versioned migrations left it ("version 2": layout 1 +
+/// the issue-12 columns, `user_version` 2) opens, gets migration 3 only, and its ENIs' host
+/// tags are found by host_view.
+#[test]
+fn a_version_2_database_migrates_to_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        // What `SqliteStore::open` did before schema_migrations existed.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(crate::schema::SCHEMA).unwrap();
+        crate::schema::add_columns(&c).unwrap();
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute_batch(
+            "INSERT INTO enis(id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status) \
+             VALUES ('eni-00000001', '123456789012', 'subnet-00000001', 'vpc-00000001', 'us-east-1a', '', '10.0.1.7', '', '[]', 'in-use'); \
+             INSERT INTO tags(resource_id, key, value) VALUES ('eni-00000001', 'flowlog:host', 'h1');",
+        )
+        .unwrap();
+    }
+    let (s, applied) = SqliteStore::open_reporting(&path).unwrap();
+    assert_eq!(
+        applied.iter().map(|a| a.0).collect::<Vec<_>>(),
+        vec![3],
+        "only what version 2 lacked"
+    );
+    assert_eq!(s.host_view(ACCT, "h1").unwrap().enis.len(), 1);
+    assert!(s.host_view(ACCT, "h2").unwrap().enis.is_empty());
+    assert!(s.change_version().unwrap().is_some());
+    drop(s);
+    let (_, again) = SqliteStore::open_reporting(&path).unwrap();
+    assert!(again.is_empty());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<i64> = c
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(versions, vec![1, 2, 3]);
+}
+
+#[test]
+fn sqlite_migrations_from_empty_and_refusal_of_newer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (_, applied) = SqliteStore::open_reporting(&path).unwrap();
+    assert_eq!(applied.len() as i64, crate::schema::latest());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute(
+        "INSERT INTO schema_migrations(version, description, applied_ms) VALUES (999, 'future', 0)",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let err = SqliteStore::open(&path).err().unwrap();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("upgrade flowlog"), "{err}");
 }

@@ -48,10 +48,7 @@ pub fn run(ctx: &Ctx<'_>) -> Result<String, ApiError> {
     )? {
         TokenCheck::Replay(outcome) => return Ok(render(ctx, &outcome)),
         TokenCheck::Mismatch => {
-            return Err(ApiError::bad_request(
-                "IdempotentParameterMismatch",
-                "The request uses the same client token as a previous, but non-identical request.",
-            ))
+            return Err(flowlog_store::StoreError::IdempotentParameterMismatch.into())
         }
         TokenCheck::New => {}
     }

@@ -5,6 +5,7 @@ pub mod capture;
 pub mod credentials;
 pub mod ddl;
 pub mod logs;
+pub mod migrate;
 pub mod pcap;
 pub mod serve;
 pub mod status;

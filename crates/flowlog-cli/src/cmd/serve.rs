@@ -1,5 +1,5 @@
 //! `flowlog serve`: the whole service on one host. Loads the config (or the embedded
-//! defaults), opens the SQLite store, starts delivery (spool + S3/CloudWatch Logs sinks) and
+//! defaults), opens the store (SQLite, or PostgreSQL with `--store`), starts delivery (spool + S3/CloudWatch Logs sinks) and
 //! the capture agent in process, and serves over HTTP with axum:
 //!
 //! - `/metrics`: Prometheus text from delivery;
@@ -21,7 +21,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flowlog_api::{Api, ApiConfig, Credential};
-use flowlog_store::SqliteStore;
 
 use crate::config::{Config, DEFAULT_PORT};
 use crate::credentials;
@@ -53,6 +52,12 @@ pub struct Args {
     /// Configuration file (TOML); see flowlog.example.toml.
     #[arg(long, env = "FLOWLOG_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The control plane's database: postgres://user@host[:port]/database (replicas may
+    /// share one; TLS with ?sslmode=require or verify-full&sslrootcert=ca.pem; password in
+    /// the URL, PGPASSWORD or [store] password_file), or sqlite://PATH. Overrides [store]
+    /// url [default: SQLite in <data-dir>/flowlog.db].
+    #[arg(long, env = "FLOWLOG_STORE")]
+    pub store: Option<String>,
     /// PEM certificate chain: serve everything over HTTPS (with --tls-key). Reloaded on
     /// SIGHUP and when the file changes. Overrides [server] tls_cert.
     #[arg(long, requires = "tls_key")]
@@ -164,10 +169,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bootstrap = Some((cred.access_key_id, created));
     }
 
-    let store: Arc<dyn flowlog_store::Store> = Arc::new(
-        SqliteStore::open(&data_dir.join("flowlog.db"))
-            .with_context(|| format!("cannot open the database in {}", data_dir.display()))?,
-    );
+    let store_at = crate::store::Location::resolve(
+        args.store.as_deref().or(config.store.url.as_deref()),
+        &data_dir,
+    )?;
+    let store: Arc<dyn flowlog_store::Store> = crate::store::open(&store_at, &config.store)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -478,7 +484,7 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
             state
                 .control
                 .sync_for(&caller.account_id, &req)
-                .map_err(|e| (sync_error_status(&e), e.to_string()))
+                .map_err(sync_error)
         },
     )
     .await;
@@ -489,20 +495,20 @@ async fn agent_sync(State(state): State<Arc<AppState>>, req: Request) -> Respons
     }
 }
 
-/// The HTTP status of a failed sync: the agent's mistakes are 4xx, a database that cannot
-/// be reached is a 503 the agent retries on its next pass, anything else is the server's.
-fn sync_error_status(e: &flowlog_control::SyncError) -> StatusCode {
+/// The answer to a failed sync: the agent's mistakes are 4xx; a store failure gets the status
+/// of the one mapping in `flowlog-api/src/error.rs` (a database that cannot be reached is a
+/// 503 the agent retries on its next pass, never a 4xx or a 500).
+fn sync_error(e: flowlog_control::SyncError) -> (StatusCode, String) {
     use flowlog_control::SyncError as E;
-    use flowlog_store::StoreError as S;
     match e {
-        E::Inventory(_) => StatusCode::BAD_REQUEST,
-        E::HostConflict(_) => StatusCode::FORBIDDEN,
-        E::Store(S::ForeignResource { .. }) => StatusCode::FORBIDDEN,
-        E::Store(S::Busy) => StatusCode::SERVICE_UNAVAILABLE,
-        E::Store(S::Api { status, .. }) => {
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+        E::Inventory(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+        E::HostConflict(_) => (StatusCode::FORBIDDEN, e.to_string()),
+        E::Store(e) => {
+            let api = flowlog_api::ApiError::from(e);
+            let status =
+                StatusCode::from_u16(api.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, format!("{}: {}", api.code, api.message))
         }
-        E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

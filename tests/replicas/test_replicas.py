@@ -16,8 +16,9 @@ ROUNDS = 8
 
 def test_one_client_token_on_both_at_once(replicas):
     r1, r2 = replicas
-    vpcs = [r1.vpc(f"10.{i}.0.0/16") for i in range(3)]
     for n in range(ROUNDS):
+        # new VPCs each round: the per-resource limit (2) is not what this test is about
+        vpcs = [r1.vpc(f"10.{i}.0.0/16") for i in range(3)]
         barrier = threading.Barrier(4)
         token = f"tok-{n}"
 

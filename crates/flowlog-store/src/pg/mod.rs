@@ -1199,10 +1199,9 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(pg_err)?;
-            Ok(rows
-                .iter()
+            rows.iter()
                 .map(|r| flow_log_row(r).map(|(_, f)| f))
-                .collect::<Result<Vec<_>>>()?)
+                .collect::<Result<Vec<_>>>()
         })
     }
 

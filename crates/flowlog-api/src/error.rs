@@ -198,3 +198,55 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowlog_store::ResourceKind;
+
+    fn wire(e: StoreError) -> (u16, String, String) {
+        let a = ApiError::from(e);
+        (a.status, a.code, a.message)
+    }
+
+    #[test]
+    fn store_errors_get_their_ec2_codes_here() {
+        assert_eq!(
+            wire(StoreError::NotFound {
+                kind: ResourceKind::NetworkInterface,
+                id: "eni-1".into()
+            }),
+            (
+                400,
+                "InvalidNetworkInterfaceID.NotFound".into(),
+                "The networkInterface ID 'eni-1' does not exist".into()
+            )
+        );
+        assert_eq!(
+            wire(StoreError::DependencyViolation {
+                kind: ResourceKind::Subnet,
+                id: "subnet-1".into()
+            }),
+            (
+                400,
+                "DependencyViolation".into(),
+                "The subnet 'subnet-1' has dependencies and cannot be deleted.".into()
+            )
+        );
+        assert_eq!(
+            wire(StoreError::AddressInUse {
+                addr: "10.0.0.9".parse().unwrap()
+            })
+            .1,
+            "InvalidIPAddress.InUse"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_retryable_503_never_a_500() {
+        let (status, code, _) = wire(StoreError::Unavailable("connection refused".into()));
+        assert_eq!((status, code.as_str()), (503, "Unavailable"));
+        assert_eq!(wire(StoreError::Busy).0, 503);
+        assert_eq!(wire(StoreError::Postgres("syntax".into())).0, 500);
+    }
+}

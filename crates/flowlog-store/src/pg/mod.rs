@@ -28,6 +28,7 @@ use std::future::Future;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use flowlog_model::cidr::Cidr4;
 use flowlog_model::{
@@ -36,7 +37,7 @@ use flowlog_model::{
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::Row;
 
 use crate::{
     CreateOutcome, FlowLogField, FlowLogPage, FlowLogQuery, HostView, NewFlowLogs,
@@ -244,8 +245,7 @@ impl PgStore {
     pub fn schema_version(&self) -> Result<i64> {
         self.run(async {
             let c = self.pool.get().await.map_err(pool_err)?;
-            let pg: &tokio_postgres::Client = &c;
-            current_version(pg).await
+            current_version(&c).await
         })
     }
 
@@ -254,11 +254,8 @@ impl PgStore {
     pub fn migrate(&self) -> Result<Vec<(i64, &'static str)>> {
         self.run(async {
             let mut c = self.pool.get().await.map_err(pool_err)?;
-            let pg: &mut tokio_postgres::Client = &mut c;
-            let tx = pg.transaction().await.map_err(pg_err)?;
-            tx.execute("SELECT pg_advisory_xact_lock(7418041)", &[])
-                .await
-                .map_err(pg_err)?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            exec(&tx, "SELECT pg_advisory_xact_lock(7418041)", &[]).await?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
                  description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
@@ -276,12 +273,12 @@ impl PgStore {
                     continue;
                 }
                 tx.batch_execute(sql).await.map_err(pg_err)?;
-                tx.execute(
+                exec(
+                    &tx,
                     "INSERT INTO schema_migrations(version, description) VALUES ($1, $2)",
                     &[v, what],
                 )
-                .await
-                .map_err(pg_err)?;
+                .await?;
                 applied.push((*v, *what));
             }
             tx.commit().await.map_err(pg_err)?;
@@ -291,18 +288,18 @@ impl PgStore {
 }
 
 async fn current_version(c: &impl GenericClient) -> Result<i64> {
-    let exists: bool = c
-        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
-        .await
-        .map_err(pg_err)?
-        .get(0);
+    let exists: bool = one(
+        c,
+        "SELECT to_regclass('schema_migrations') IS NOT NULL",
+        &[],
+    )
+    .await?
+    .get(0);
     if !exists {
         return Ok(0);
     }
-    let v: Option<i64> = c
-        .query_one("SELECT max(version) FROM schema_migrations", &[])
-        .await
-        .map_err(pg_err)?
+    let v: Option<i64> = one(c, "SELECT max(version) FROM schema_migrations", &[])
+        .await?
         .get(0);
     Ok(v.unwrap_or(0))
 }
@@ -317,14 +314,13 @@ macro_rules! write_tx {
                 attempt += 1;
                 let r: Result<_> = async {
                     let mut client = $self.pool.get().await.map_err(pool_err)?;
-                    let pg: &mut tokio_postgres::Client = &mut client;
-                    let $tx = pg.transaction().await.map_err(pg_err)?;
-                    $tx.execute(
+                    let $tx = client.transaction().await.map_err(pg_err)?;
+                    exec(
+                        &$tx,
                         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                         &[&$account],
                     )
-                    .await
-                    .map_err(pg_err)?;
+                    .await?;
                     let v: Result<_> = $body;
                     let v = v?;
                     $tx.commit().await.map_err(pg_err)?;
@@ -347,16 +343,39 @@ macro_rules! read {
     ($self:ident, |$c:ident| $body:expr) => {
         $self.run(async {
             let $c = $self.pool.get().await.map_err(pool_err)?;
-            let $c: &tokio_postgres::Client = &$c;
+            let $c: &deadpool_postgres::Client = &$c;
             $body
         })
     };
 }
 
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+// Statements with a fixed text go through the connection's statement cache (one round trip
+// per call instead of prepare + execute); Describe's generated SQL does not, so the cache
+// stays bounded.
+async fn query_rows(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<Vec<Row>> {
+    let st = c.prepare_cached(sql).await.map_err(pg_err)?;
+    c.query(&st, p).await.map_err(pg_err)
+}
+
+async fn opt(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<Option<Row>> {
+    let st = c.prepare_cached(sql).await.map_err(pg_err)?;
+    c.query_opt(&st, p).await.map_err(pg_err)
+}
+
+async fn one(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<Row> {
+    let st = c.prepare_cached(sql).await.map_err(pg_err)?;
+    c.query_one(&st, p).await.map_err(pg_err)
+}
+
+async fn exec(c: &impl GenericClient, sql: &str, p: Params<'_>) -> Result<u64> {
+    let st = c.prepare_cached(sql).await.map_err(pg_err)?;
+    c.execute(&st, p).await.map_err(pg_err)
+}
+
 async fn bump(tx: &Transaction<'_>) -> Result<()> {
-    tx.execute("UPDATE change_version SET v = v + 1", &[])
-        .await
-        .map_err(pg_err)?;
+    exec(tx, "UPDATE change_version SET v = v + 1", &[]).await?;
     Ok(())
 }
 
@@ -368,13 +387,8 @@ async fn tags_of_many(
     if ids.is_empty() {
         return Ok(out);
     }
-    let rows = c
-        .query(
-            "SELECT resource_id, key, value FROM tags WHERE resource_id = ANY($1) ORDER BY resource_id, key",
-            &[&ids],
-        )
-        .await
-        .map_err(pg_err)?;
+    let rows = query_rows(c, "SELECT resource_id, key, value FROM tags WHERE resource_id = ANY($1) ORDER BY resource_id, key",
+            &[&ids]).await?;
     for r in rows {
         out.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
     }
@@ -383,13 +397,13 @@ async fn tags_of_many(
 
 async fn insert_tags(tx: &Transaction<'_>, id: &str, tags: &Tags) -> Result<()> {
     for (k, v) in tags {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO tags(resource_id, key, value) VALUES ($1, $2, $3) \
              ON CONFLICT (resource_id, key) DO UPDATE SET value = excluded.value",
             &[&id, k, v],
         )
-        .await
-        .map_err(pg_err)?;
+        .await?;
     }
     if ResourceKind::of_id(id) == Some(ResourceKind::NetworkInterface) {
         sync_host(tx, id).await?;
@@ -399,12 +413,8 @@ async fn insert_tags(tx: &Transaction<'_>, id: &str, tags: &Tags) -> Result<()> 
 
 /// Copies an ENI's `flowlog:host` tag into `enis.host` (indexed, for host_view).
 async fn sync_host(tx: &Transaction<'_>, id: &str) -> Result<()> {
-    tx.execute(
-        "UPDATE enis SET host = (SELECT value FROM tags WHERE resource_id = $1 AND key = $2) WHERE id = $1",
-        &[&id, &HOST_TAG],
-    )
-    .await
-    .map_err(pg_err)?;
+    exec(tx, "UPDATE enis SET host = (SELECT value FROM tags WHERE resource_id = $1 AND key = $2) WHERE id = $1",
+        &[&id, &HOST_TAG]).await?;
     Ok(())
 }
 
@@ -418,25 +428,18 @@ async fn exists(
         "SELECT 1 FROM {} WHERE id = $1 AND account = $2",
         crate::table_name(kind)
     );
-    Ok(c.query_opt(&sql, &[&id, &account])
-        .await
-        .map_err(pg_err)?
-        .is_some())
+    Ok(opt(c, &sql, &[&id, &account]).await?.is_some())
 }
 
 async fn delete_flow_logs_of(tx: &Transaction<'_>, account: &str, resource_id: &str) -> Result<()> {
-    tx.execute(
-        "DELETE FROM tags WHERE resource_id IN (SELECT id FROM flow_logs WHERE account = $1 AND resource_id = $2)",
-        &[&account, &resource_id],
-    )
-    .await
-    .map_err(pg_err)?;
-    tx.execute(
+    exec(tx, "DELETE FROM tags WHERE resource_id IN (SELECT id FROM flow_logs WHERE account = $1 AND resource_id = $2)",
+        &[&account, &resource_id]).await?;
+    exec(
+        tx,
         "DELETE FROM flow_logs WHERE account = $1 AND resource_id = $2",
         &[&account, &resource_id],
     )
-    .await
-    .map_err(pg_err)?;
+    .await?;
     Ok(())
 }
 
@@ -601,12 +604,8 @@ impl Store for PgStore {
     fn create_vpc(&self, vpc: &Vpc) -> Result<()> {
         write_tx!(self, vpc.account_id, |tx| {
             async {
-            tx.execute(
-                "INSERT INTO vpcs(id, account, cidr, tenancy, is_default, assoc_id, dhcp_id) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                &[&vpc.id, &vpc.account_id, &vpc.cidr_block, &vpc.instance_tenancy, &vpc.is_default, &vpc.cidr_association_id, &vpc.dhcp_options_id],
-            )
-            .await
-            .map_err(pg_err)?;
+            exec(&tx, "INSERT INTO vpcs(id, account, cidr, tenancy, is_default, assoc_id, dhcp_id) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                &[&vpc.id, &vpc.account_id, &vpc.cidr_block, &vpc.instance_tenancy, &vpc.is_default, &vpc.cidr_association_id, &vpc.dhcp_options_id]).await?;
             insert_tags(&tx, &vpc.id, &vpc.tags).await?;
             bump(&tx).await
         }
@@ -616,13 +615,12 @@ impl Store for PgStore {
 
     fn vpcs(&self, account_id: &str) -> Result<Vec<Vpc>> {
         read!(self, |c| {
-            let rows = c
-                .query(
-                    &format!("SELECT {VPC_COLUMNS} FROM vpcs WHERE account = $1 ORDER BY seq"),
-                    &[&account_id],
-                )
-                .await
-                .map_err(pg_err)?;
+            let rows = query_rows(
+                c,
+                &format!("SELECT {VPC_COLUMNS} FROM vpcs WHERE account = $1 ORDER BY seq"),
+                &[&account_id],
+            )
+            .await?;
             let items = rows.iter().map(vpc_row).collect();
             with_tags(c, items, |v: &Vpc| &v.id, |v, t| v.tags = t).await
         })
@@ -636,11 +634,13 @@ impl Store for PgStore {
                     id: id.to_string(),
                 });
             }
-            let n: i64 = tx
-                .query_one("SELECT COUNT(*) FROM subnets WHERE vpc_id = $1", &[&id])
-                .await
-                .map_err(pg_err)?
-                .get(0);
+            let n: i64 = one(
+                &tx,
+                "SELECT COUNT(*) FROM subnets WHERE vpc_id = $1",
+                &[&id],
+            )
+            .await?
+            .get(0);
             if n > 0 {
                 return Err(StoreError::DependencyViolation {
                     kind: ResourceKind::Vpc,
@@ -648,12 +648,8 @@ impl Store for PgStore {
                 });
             }
             delete_flow_logs_of(&tx, account_id, id).await?;
-            tx.execute("DELETE FROM tags WHERE resource_id = $1", &[&id])
-                .await
-                .map_err(pg_err)?;
-            tx.execute("DELETE FROM vpcs WHERE id = $1", &[&id])
-                .await
-                .map_err(pg_err)?;
+            exec(&tx, "DELETE FROM tags WHERE resource_id = $1", &[&id]).await?;
+            exec(&tx, "DELETE FROM vpcs WHERE id = $1", &[&id]).await?;
             bump(&tx).await
         }
         .await)
@@ -662,13 +658,8 @@ impl Store for PgStore {
     fn create_subnet(&self, s: &Subnet) -> Result<()> {
         write_tx!(self, s.account_id, |tx| {
             async {
-            let vpc_cidr: String = tx
-                .query_opt(
-                    "SELECT cidr FROM vpcs WHERE id = $1 AND account = $2",
-                    &[&s.vpc_id, &s.account_id],
-                )
-                .await
-                .map_err(pg_err)?
+            let vpc_cidr: String = opt(&tx, "SELECT cidr FROM vpcs WHERE id = $1 AND account = $2",
+                    &[&s.vpc_id, &s.account_id]).await?
                 .ok_or_else(|| StoreError::NotFound {
                     kind: ResourceKind::Vpc,
                     id: s.vpc_id.clone(),
@@ -679,10 +670,7 @@ impl Store for PgStore {
             if !vpc.contains(new) {
                 return Err(StoreError::SubnetRange { cidr: s.cidr_block.clone() });
             }
-            let others = tx
-                .query("SELECT cidr FROM subnets WHERE vpc_id = $1", &[&s.vpc_id])
-                .await
-                .map_err(pg_err)?;
+            let others = query_rows(&tx, "SELECT cidr FROM subnets WHERE vpc_id = $1", &[&s.vpc_id]).await?;
             if others
                 .iter()
                 .filter_map(|r| Cidr4::parse(r.get::<_, &str>(0)))
@@ -690,12 +678,8 @@ impl Store for PgStore {
             {
                 return Err(StoreError::SubnetConflict { cidr: s.cidr_block.clone() });
             }
-            tx.execute(
-                "INSERT INTO subnets(id, account, vpc_id, cidr, az, default_for_az, az_id) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                &[&s.id, &s.account_id, &s.vpc_id, &s.cidr_block, &s.availability_zone, &s.default_for_az, &s.availability_zone_id],
-            )
-            .await
-            .map_err(pg_err)?;
+            exec(&tx, "INSERT INTO subnets(id, account, vpc_id, cidr, az, default_for_az, az_id) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                &[&s.id, &s.account_id, &s.vpc_id, &s.cidr_block, &s.availability_zone, &s.default_for_az, &s.availability_zone_id]).await?;
             insert_tags(&tx, &s.id, &s.tags).await?;
             bump(&tx).await
         }
@@ -705,13 +689,14 @@ impl Store for PgStore {
 
     fn subnets(&self, account_id: &str) -> Result<Vec<Subnet>> {
         read!(self, |c| {
-            let rows = c
-                .query(
-                    &format!("SELECT {SUBNET_COLUMNS} FROM subnets s WHERE s.account = $1 ORDER BY s.seq"),
-                    &[&account_id],
-                )
-                .await
-                .map_err(pg_err)?;
+            let rows = query_rows(
+                c,
+                &format!(
+                    "SELECT {SUBNET_COLUMNS} FROM subnets s WHERE s.account = $1 ORDER BY s.seq"
+                ),
+                &[&account_id],
+            )
+            .await?;
             let items = rows.iter().map(subnet_row).collect();
             with_tags(c, items, |s: &Subnet| &s.id, |s, t| s.tags = t).await
         })
@@ -725,11 +710,13 @@ impl Store for PgStore {
                     id: id.to_string(),
                 });
             }
-            let n: i64 = tx
-                .query_one("SELECT COUNT(*) FROM enis WHERE subnet_id = $1", &[&id])
-                .await
-                .map_err(pg_err)?
-                .get(0);
+            let n: i64 = one(
+                &tx,
+                "SELECT COUNT(*) FROM enis WHERE subnet_id = $1",
+                &[&id],
+            )
+            .await?
+            .get(0);
             if n > 0 {
                 return Err(StoreError::DependencyViolation {
                     kind: ResourceKind::Subnet,
@@ -737,12 +724,8 @@ impl Store for PgStore {
                 });
             }
             delete_flow_logs_of(&tx, account_id, id).await?;
-            tx.execute("DELETE FROM tags WHERE resource_id = $1", &[&id])
-                .await
-                .map_err(pg_err)?;
-            tx.execute("DELETE FROM subnets WHERE id = $1", &[&id])
-                .await
-                .map_err(pg_err)?;
+            exec(&tx, "DELETE FROM tags WHERE resource_id = $1", &[&id]).await?;
+            exec(&tx, "DELETE FROM subnets WHERE id = $1", &[&id]).await?;
             bump(&tx).await
         }
         .await)
@@ -751,23 +734,15 @@ impl Store for PgStore {
     fn create_network_interface(&self, n: &NewNetworkInterface) -> Result<NetworkInterface> {
         write_tx!(self, n.account_id, |tx| {
             async {
-            let row = tx
-                .query_opt(
-                    "SELECT vpc_id, cidr, az FROM subnets WHERE id = $1 AND account = $2",
-                    &[&n.subnet_id, &n.account_id],
-                )
-                .await
-                .map_err(pg_err)?
+            let row = opt(&tx, "SELECT vpc_id, cidr, az FROM subnets WHERE id = $1 AND account = $2",
+                    &[&n.subnet_id, &n.account_id]).await?
                 .ok_or_else(|| StoreError::NotFound {
                     kind: ResourceKind::Subnet,
                     id: n.subnet_id.clone(),
                 })?;
             let (vpc_id, cidr, az): (String, String, String) = (row.get(0), row.get(1), row.get(2));
             let cidr = Cidr4::parse(&cidr).ok_or_else(|| StoreError::Corrupt(cidr.clone()))?;
-            let used: std::collections::HashSet<u32> = tx
-                .query("SELECT private_ip FROM enis WHERE subnet_id = $1", &[&n.subnet_id])
-                .await
-                .map_err(pg_err)?
+            let used: std::collections::HashSet<u32> = query_rows(&tx, "SELECT private_ip FROM enis WHERE subnet_id = $1", &[&n.subnet_id]).await?
                 .iter()
                 .filter_map(|r| r.get::<_, &str>(0).parse::<Ipv4Addr>().ok().map(u32::from))
                 .collect();
@@ -804,14 +779,10 @@ impl Store for PgStore {
                 instance_id: None,
             };
             let groups = serde_json::to_string(&eni.security_group_ids).unwrap_or_else(|_| "[]".into());
-            tx.execute(
-                "INSERT INTO enis(id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status) \
+            exec(&tx, "INSERT INTO enis(id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status) \
                  VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
                 &[&eni.id, &eni.account_id, &eni.subnet_id, &eni.vpc_id, &eni.availability_zone, &eni.description,
-                  &eni.private_ip_address, &eni.mac_address, &groups, &eni.status],
-            )
-            .await
-            .map_err(pg_err)?;
+                  &eni.private_ip_address, &eni.mac_address, &groups, &eni.status]).await?;
             insert_tags(&tx, &eni.id, &eni.tags).await?;
             bump(&tx).await?;
             Ok(eni)
@@ -822,13 +793,12 @@ impl Store for PgStore {
 
     fn network_interfaces(&self, account_id: &str) -> Result<Vec<NetworkInterface>> {
         read!(self, |c| {
-            let rows = c
-                .query(
-                    &format!("SELECT {ENI_COLUMNS} FROM enis WHERE account = $1 ORDER BY seq"),
-                    &[&account_id],
-                )
-                .await
-                .map_err(pg_err)?;
+            let rows = query_rows(
+                c,
+                &format!("SELECT {ENI_COLUMNS} FROM enis WHERE account = $1 ORDER BY seq"),
+                &[&account_id],
+            )
+            .await?;
             let items = rows.iter().map(eni_row).collect();
             with_tags(c, items, |e: &NetworkInterface| &e.id, |e, t| e.tags = t).await
         })
@@ -843,12 +813,8 @@ impl Store for PgStore {
                 });
             }
             delete_flow_logs_of(&tx, account_id, id).await?;
-            tx.execute("DELETE FROM tags WHERE resource_id = $1", &[&id])
-                .await
-                .map_err(pg_err)?;
-            tx.execute("DELETE FROM enis WHERE id = $1", &[&id])
-                .await
-                .map_err(pg_err)?;
+            exec(&tx, "DELETE FROM tags WHERE resource_id = $1", &[&id]).await?;
+            exec(&tx, "DELETE FROM enis WHERE id = $1", &[&id]).await?;
             bump(&tx).await
         }
         .await)
@@ -872,11 +838,13 @@ impl Store for PgStore {
                     });
                 }
                 insert_tags(&tx, id, tags).await?;
-                let count: i64 = tx
-                    .query_one("SELECT COUNT(*) FROM tags WHERE resource_id = $1", &[id])
-                    .await
-                    .map_err(pg_err)?
-                    .get(0);
+                let count: i64 = one(
+                    &tx,
+                    "SELECT COUNT(*) FROM tags WHERE resource_id = $1",
+                    &[id],
+                )
+                .await?
+                .get(0);
                 if count > crate::TAG_LIMIT as i64 {
                     return Err(StoreError::TagLimitExceeded {
                         id: id.clone(),
@@ -912,28 +880,27 @@ impl Store for PgStore {
                     });
                 }
                 if tags.is_empty() {
-                    tx.execute("DELETE FROM tags WHERE resource_id = $1", &[id])
-                        .await
-                        .map_err(pg_err)?;
+                    exec(&tx, "DELETE FROM tags WHERE resource_id = $1", &[id]).await?;
                 }
                 for (k, v) in tags {
                     match v {
                         Some(v) => {
-                            tx.execute(
+                            exec(
+                                &tx,
                                 "DELETE FROM tags WHERE resource_id = $1 AND key = $2 AND value = $3",
                                 &[id, k, v],
                             )
-                            .await
+                            .await?
                         }
                         None => {
-                            tx.execute(
+                            exec(
+                                &tx,
                                 "DELETE FROM tags WHERE resource_id = $1 AND key = $2",
                                 &[id, k],
                             )
-                            .await
+                            .await?
                         }
-                    }
-                    .map_err(pg_err)?;
+                    };
                 }
                 if kind == Some(ResourceKind::NetworkInterface) {
                     sync_host(&tx, id).await?;
@@ -990,25 +957,15 @@ impl Store for PgStore {
                     });
                     continue;
                 }
-                let dup = tx
-                    .query_opt(
-                        "SELECT 1 FROM flow_logs WHERE account = $1 AND resource_id = $2 AND traffic_type = $3 AND dup_key = $4",
-                        &[&req.account_id, rid, &req.traffic_type.as_str(), &dup_key],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                let dup = opt(&tx, "SELECT 1 FROM flow_logs WHERE account = $1 AND resource_id = $2 AND traffic_type = $3 AND dup_key = $4",
+                        &[&req.account_id, rid, &req.traffic_type.as_str(), &dup_key]).await?;
                 if dup.is_some() {
                     outcome.unsuccessful.push(Unsuccessful::already_exists(rid));
                     continue;
                 }
                 if let Some(limit) = req.limit_per_resource {
-                    let n: i64 = tx
-                        .query_one(
-                            "SELECT COUNT(*) FROM flow_logs WHERE account = $1 AND resource_id = $2",
-                            &[&req.account_id, rid],
-                        )
-                        .await
-                        .map_err(pg_err)?
+                    let n: i64 = one(&tx, "SELECT COUNT(*) FROM flow_logs WHERE account = $1 AND resource_id = $2",
+                            &[&req.account_id, rid]).await?
                         .get(0);
                     if n >= i64::from(limit) {
                         outcome.unsuccessful.push(Unsuccessful::limit_exceeded(rid));
@@ -1022,8 +979,7 @@ impl Store for PgStore {
                 };
                 let max_agg = req.max_aggregation_interval.map(|v| v as i32);
                 let dest_options = req.destination_options.as_ref().map(|o| o.encode());
-                tx.execute(
-                    "INSERT INTO flow_logs(id, account, resource_id, resource_type, traffic_type, dest_type, log_destination, \
+                exec(&tx, "INSERT INTO flow_logs(id, account, resource_id, resource_type, traffic_type, dest_type, log_destination, \
                      log_group_name, role_arn, s3_bucket, s3_prefix, dup_key, log_format, max_agg, created_ms, deliver_status, dest_options) \
                      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
                     &[
@@ -1044,20 +1000,13 @@ impl Store for PgStore {
                         &req.creation_time_ms,
                         &DeliverStatus::Success.as_str(),
                         &dest_options,
-                    ],
-                )
-                .await
-                .map_err(pg_err)?;
+                    ]).await?;
                 insert_tags(&tx, &id, &req.tags).await?;
                 outcome.flow_log_ids.push(id);
             }
             let response = serde_json::to_string(&outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            tx.execute(
-                "INSERT INTO client_tokens(account, action, token, fingerprint, response, created_ms) VALUES ($1,'CreateFlowLogs',$2,$3,$4,$5)",
-                &[&req.account_id, &req.client_token, &req.fingerprint, &response, &req.creation_time_ms],
-            )
-            .await
-            .map_err(pg_err)?;
+            exec(&tx, "INSERT INTO client_tokens(account, action, token, fingerprint, response, created_ms) VALUES ($1,'CreateFlowLogs',$2,$3,$4,$5)",
+                &[&req.account_id, &req.client_token, &req.fingerprint, &response, &req.creation_time_ms]).await?;
             if !outcome.flow_log_ids.is_empty() {
                 bump(&tx).await?;
             }
@@ -1072,22 +1021,19 @@ impl Store for PgStore {
             let mut missing = Vec::new();
             let mut deleted = false;
             for id in ids {
-                let n = tx
-                    .execute(
-                        "DELETE FROM flow_logs WHERE account = $1 AND id = $2",
-                        &[&account_id, id],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                let n = exec(
+                    &tx,
+                    "DELETE FROM flow_logs WHERE account = $1 AND id = $2",
+                    &[&account_id, id],
+                )
+                .await?;
                 if n == 0 {
                     if !missing.contains(id) {
                         missing.push(id.clone());
                     }
                 } else {
                     deleted = true;
-                    tx.execute("DELETE FROM tags WHERE resource_id = $1", &[id])
-                        .await
-                        .map_err(pg_err)?;
+                    exec(&tx, "DELETE FROM tags WHERE resource_id = $1", &[id]).await?;
                 }
             }
             if deleted {
@@ -1173,14 +1119,9 @@ impl Store for PgStore {
     ) -> Result<()> {
         write_tx!(self, account_id, |tx| {
             async {
-            let n = tx
-                .execute(
-                    "UPDATE flow_logs SET deliver_status = $2, deliver_error = $3 WHERE id = $1 AND account = $4 \
+            let n = exec(&tx, "UPDATE flow_logs SET deliver_status = $2, deliver_error = $3 WHERE id = $1 AND account = $4 \
                      AND (deliver_status IS DISTINCT FROM $2 OR deliver_error IS DISTINCT FROM $3)",
-                    &[&id, &status.as_str(), &error, &account_id],
-                )
-                .await
-                .map_err(pg_err)?;
+                    &[&id, &status.as_str(), &error, &account_id]).await?;
             if n > 0 {
                 bump(&tx).await?;
             }
@@ -1192,26 +1133,26 @@ impl Store for PgStore {
 
     fn all_flow_logs(&self) -> Result<Vec<FlowLog>> {
         read!(self, |c| {
-            let rows = c
-                .query(
-                    &format!("SELECT {FLOW_LOG_COLUMNS} FROM flow_logs ORDER BY seq"),
-                    &[],
-                )
-                .await
-                .map_err(pg_err)?;
-            Ok(rows
-                .iter()
+            let rows = query_rows(
+                c,
+                &format!("SELECT {FLOW_LOG_COLUMNS} FROM flow_logs ORDER BY seq"),
+                &[],
+            )
+            .await?;
+            rows.iter()
                 .map(|r| flow_log_row(r).map(|(_, f)| f))
-                .collect::<Result<Vec<_>>>()?)
+                .collect::<Result<Vec<_>>>()
         })
     }
 
     fn all_network_interfaces(&self) -> Result<Vec<NetworkInterface>> {
         read!(self, |c| {
-            let rows = c
-                .query(&format!("SELECT {ENI_COLUMNS} FROM enis ORDER BY seq"), &[])
-                .await
-                .map_err(pg_err)?;
+            let rows = query_rows(
+                c,
+                &format!("SELECT {ENI_COLUMNS} FROM enis ORDER BY seq"),
+                &[],
+            )
+            .await?;
             let items = rows.iter().map(eni_row).collect();
             with_tags(c, items, |e: &NetworkInterface| &e.id, |e, t| e.tags = t).await
         })
@@ -1247,13 +1188,8 @@ impl Store for PgStore {
                 if account != account_id {
                     return Err(foreign());
                 }
-                let owner = tx
-                    .query_opt(
-                        &format!("SELECT account FROM {} WHERE id = $1", crate::table_name(kind)),
-                        &[&id],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                let owner = opt(&tx, &format!("SELECT account FROM {} WHERE id = $1", crate::table_name(kind)),
+                        &[&id]).await?;
                 if owner.is_some_and(|r| r.get::<_, &str>(0) != account_id) {
                     return Err(foreign());
                 }
@@ -1261,46 +1197,31 @@ impl Store for PgStore {
             // `WHERE account = excluded.account`: a row another account inserted meanwhile
             // (in its own locked transaction) is not taken over; 0 rows → foreign.
             for v in vpcs {
-                let n = tx
-                    .execute(
-                        "INSERT INTO vpcs(id, account, cidr, tenancy, is_default, assoc_id, dhcp_id) VALUES ($1,$2,$3,$4,$5,$6,$7) \
+                let n = exec(&tx, "INSERT INTO vpcs(id, account, cidr, tenancy, is_default, assoc_id, dhcp_id) VALUES ($1,$2,$3,$4,$5,$6,$7) \
                          ON CONFLICT(id) DO UPDATE SET cidr = excluded.cidr WHERE vpcs.account = excluded.account",
-                        &[&v.id, &v.account_id, &v.cidr_block, &v.instance_tenancy, &v.is_default, &v.cidr_association_id, &v.dhcp_options_id],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                        &[&v.id, &v.account_id, &v.cidr_block, &v.instance_tenancy, &v.is_default, &v.cidr_association_id, &v.dhcp_options_id]).await?;
                 if n == 0 {
                     return Err(StoreError::ForeignResource { kind: "VPC", id: v.id.clone() });
                 }
                 insert_tags(&tx, &v.id, &v.tags).await?;
             }
             for s in subnets {
-                let n = tx
-                    .execute(
-                        "INSERT INTO subnets(id, account, vpc_id, cidr, az, default_for_az, az_id) VALUES ($1,$2,$3,$4,$5,$6,$7) \
+                let n = exec(&tx, "INSERT INTO subnets(id, account, vpc_id, cidr, az, default_for_az, az_id) VALUES ($1,$2,$3,$4,$5,$6,$7) \
                          ON CONFLICT(id) DO UPDATE SET cidr = excluded.cidr, vpc_id = excluded.vpc_id, az_id = excluded.az_id \
                          WHERE subnets.account = excluded.account",
-                        &[&s.id, &s.account_id, &s.vpc_id, &s.cidr_block, &s.availability_zone, &s.default_for_az, &s.availability_zone_id],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                        &[&s.id, &s.account_id, &s.vpc_id, &s.cidr_block, &s.availability_zone, &s.default_for_az, &s.availability_zone_id]).await?;
                 if n == 0 {
                     return Err(StoreError::ForeignResource { kind: "subnet", id: s.id.clone() });
                 }
                 insert_tags(&tx, &s.id, &s.tags).await?;
             }
             for e in enis {
-                let n = tx
-                    .execute(
-                        "INSERT INTO enis(id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status, instance_id) \
+                let n = exec(&tx, "INSERT INTO enis(id, account, subnet_id, vpc_id, az, description, private_ip, mac, groups, status, instance_id) \
                          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'[]',$9,$10) \
                          ON CONFLICT(id) DO UPDATE SET subnet_id = excluded.subnet_id, vpc_id = excluded.vpc_id, \
                          private_ip = excluded.private_ip, mac = excluded.mac, status = excluded.status, instance_id = excluded.instance_id \
                          WHERE enis.account = excluded.account",
-                        &[&e.id, &e.account_id, &e.subnet_id, &e.vpc_id, &e.availability_zone, &e.description, &e.private_ip_address, &e.mac_address, &e.status, &e.instance_id],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                        &[&e.id, &e.account_id, &e.subnet_id, &e.vpc_id, &e.availability_zone, &e.description, &e.private_ip_address, &e.mac_address, &e.status, &e.instance_id]).await?;
                 if n == 0 {
                     return Err(StoreError::ForeignResource { kind: "network interface", id: e.id.clone() });
                 }
@@ -1317,13 +1238,12 @@ impl Store for PgStore {
 
     fn set_network_interface_status(&self, account_id: &str, id: &str, status: &str) -> Result<()> {
         write_tx!(self, account_id, |tx| async {
-            let n = tx
-                .execute(
-                    "UPDATE enis SET status = $2 WHERE id = $1 AND status != $2 AND account = $3",
-                    &[&id, &status, &account_id],
-                )
-                .await
-                .map_err(pg_err)?;
+            let n = exec(
+                &tx,
+                "UPDATE enis SET status = $2 WHERE id = $1 AND status != $2 AND account = $3",
+                &[&id, &status, &account_id],
+            )
+            .await?;
             if n > 0 {
                 bump(&tx).await?;
             }
@@ -1334,11 +1254,7 @@ impl Store for PgStore {
 
     fn change_version(&self) -> Result<Option<i64>> {
         read!(self, |c| {
-            let v: i64 = c
-                .query_one("SELECT v FROM change_version", &[])
-                .await
-                .map_err(pg_err)?
-                .get(0);
+            let v: i64 = one(c, "SELECT v FROM change_version", &[]).await?.get(0);
             Ok(Some(v))
         })
     }
@@ -1346,16 +1262,11 @@ impl Store for PgStore {
     fn host_view(&self, account_id: &str, host: &str) -> Result<HostView> {
         read!(self, |c| {
             // Index `enis_host (account, host)`: both arms are index lookups.
-            let rows = c
-                .query(
-                    &format!(
+            let rows = query_rows(c, &format!(
                         "SELECT {ENI_COLUMNS} FROM enis WHERE account = $1 AND host = $2 \
                          UNION ALL SELECT {ENI_COLUMNS} FROM enis WHERE account = $1 AND host IS NULL"
                     ),
-                    &[&account_id, &host],
-                )
-                .await
-                .map_err(pg_err)?;
+                    &[&account_id, &host]).await?;
             let mut enis: Vec<NetworkInterface> = rows.iter().map(eni_row).collect();
             enis.sort_by(|a, b| a.id.cmp(&b.id));
             let enis = with_tags(c, enis, |e: &NetworkInterface| &e.id, |e, t| e.tags = t).await?;
@@ -1365,24 +1276,14 @@ impl Store for PgStore {
             let mut vpc_ids: Vec<String> = enis.iter().map(|e| e.vpc_id.clone()).collect();
             vpc_ids.sort();
             vpc_ids.dedup();
-            let subnets: Vec<Subnet> = c
-                .query(
-                    &format!("SELECT {SUBNET_COLUMNS} FROM subnets s WHERE s.id = ANY($1) AND s.account = $2 ORDER BY s.seq"),
-                    &[&subnet_ids, &account_id],
-                )
-                .await
-                .map_err(pg_err)?
+            let subnets: Vec<Subnet> = query_rows(c, &format!("SELECT {SUBNET_COLUMNS} FROM subnets s WHERE s.id = ANY($1) AND s.account = $2 ORDER BY s.seq"),
+                    &[&subnet_ids, &account_id]).await?
                 .iter()
                 .map(subnet_row)
                 .collect();
             let subnets = with_tags(c, subnets, |s: &Subnet| &s.id, |s, t| s.tags = t).await?;
-            let vpcs: Vec<Vpc> = c
-                .query(
-                    &format!("SELECT {VPC_COLUMNS} FROM vpcs WHERE id = ANY($1) AND account = $2 ORDER BY seq"),
-                    &[&vpc_ids, &account_id],
-                )
-                .await
-                .map_err(pg_err)?
+            let vpcs: Vec<Vpc> = query_rows(c, &format!("SELECT {VPC_COLUMNS} FROM vpcs WHERE id = ANY($1) AND account = $2 ORDER BY seq"),
+                    &[&vpc_ids, &account_id]).await?
                 .iter()
                 .map(vpc_row)
                 .collect();
@@ -1390,13 +1291,8 @@ impl Store for PgStore {
             let mut resources: Vec<String> = enis.iter().map(|e| e.id.clone()).collect();
             resources.extend(subnet_ids);
             resources.extend(vpc_ids);
-            let rows = c
-                .query(
-                    &format!("SELECT {FLOW_LOG_COLUMNS} FROM flow_logs WHERE account = $1 AND resource_id = ANY($2) ORDER BY seq"),
-                    &[&account_id, &resources],
-                )
-                .await
-                .map_err(pg_err)?;
+            let rows = query_rows(c, &format!("SELECT {FLOW_LOG_COLUMNS} FROM flow_logs WHERE account = $1 AND resource_id = ANY($2) ORDER BY seq"),
+                    &[&account_id, &resources]).await?;
             let flow_logs: Vec<FlowLog> = rows
                 .iter()
                 .map(|r| flow_log_row(r).map(|(_, f)| f))
@@ -1416,13 +1312,12 @@ impl Store for PgStore {
         ids: &[String],
     ) -> Result<std::collections::HashMap<String, Option<String>>> {
         read!(self, |c| {
-            let rows = c
-                .query(
-                    "SELECT id, host FROM enis WHERE id = ANY($1) AND account = $2",
-                    &[&ids, &account_id],
-                )
-                .await
-                .map_err(pg_err)?;
+            let rows = query_rows(
+                c,
+                "SELECT id, host FROM enis WHERE id = ANY($1) AND account = $2",
+                &[&ids, &account_id],
+            )
+            .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
@@ -1435,13 +1330,8 @@ async fn token_check(
     token: &str,
     fingerprint: &str,
 ) -> Result<TokenCheck> {
-    let row = c
-        .query_opt(
-            "SELECT fingerprint, response FROM client_tokens WHERE account = $1 AND action = $2 AND token = $3",
-            &[&account, &action, &token],
-        )
-        .await
-        .map_err(pg_err)?;
+    let row = opt(c, "SELECT fingerprint, response FROM client_tokens WHERE account = $1 AND action = $2 AND token = $3",
+            &[&account, &action, &token]).await?;
     Ok(match row {
         None => TokenCheck::New,
         Some(r) if r.get::<_, &str>(0) != fingerprint => TokenCheck::Mismatch,
@@ -1457,10 +1347,8 @@ async fn new_flow_log_id(tx: &Transaction<'_>) -> Result<String> {
     loop {
         let r: u128 = rand::random::<u128>();
         let id = flowlog_model::ResourceId::generate(flowlog_model::IdKind::FlowLog, r).to_string();
-        let taken = tx
-            .query_opt("SELECT 1 FROM flow_logs WHERE id = $1", &[&id])
-            .await
-            .map_err(pg_err)?
+        let taken = opt(tx, "SELECT 1 FROM flow_logs WHERE id = $1", &[&id])
+            .await?
             .is_some();
         if !taken {
             return Ok(id);

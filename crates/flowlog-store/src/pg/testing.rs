@@ -43,6 +43,9 @@ fn as_user(user: &Option<String>, bin: &Path) -> Command {
 }
 
 /// Starts `sh` that waits for this process to end, then stops the cluster and removes `dir`.
+// The watchdog must outlive this process (that is its job), so it is never waited for; when
+// this process ends it is re-parented and reaped by init.
+#[allow(clippy::zombie_processes)]
 fn watchdog(bin: &Path, dir: &Path, user: &Option<String>) {
     let stop = match user {
         Some(u) => format!("runuser -u {u} -- "),

@@ -9,10 +9,14 @@ A TCP pass-through could only alternate per connection, which keep-alive clients
 one replica for a whole test.
 
 The proxy forwards the request line, the headers (adding nothing: the signature covers Host,
-which the replicas see unchanged) and a Content-Length body; it answers with the replica's
-status, headers and body. A replica that cannot be reached is answered with 502, the way a
-load balancer does it; `skip_dead=True` tries the next replica first (a health-checking
-balancer), for tests that kill one.
+which the replicas see unchanged) and the body: a Content-Length body as is, a
+`Transfer-Encoding: chunked` body chunked again (the same chunks; trailers are dropped), so the
+replica still reads a chunked request. It answers with the replica's status, headers and body.
+A replica that cannot be reached is answered with 502, the way a load balancer does it;
+`skip_dead=True` tries the next replica first (a health-checking balancer), for tests that kill
+one. `kill()` is the whole service dying (the harness calls it before it kill -9s the
+replicas): from then on a request the proxy cannot get an answer for loses its connection
+instead of getting a 502, like a client of a killed single server.
 """
 
 from __future__ import annotations
@@ -41,10 +45,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # quiet
         pass
 
+    def _read_chunked(self) -> list[bytes]:
+        """The chunks of a chunked request body (RFC 9112 7.1), extensions and trailers dropped."""
+        chunks = []
+        while True:
+            line = self.rfile.readline(65537)
+            if not line:
+                raise ConnectionError("client closed inside a chunked body")
+            size = int(line.split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields
+                return chunks
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(3)  # the CRLF after the chunk
+
     def _proxy(self):
         p = self.server.proxy
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        if chunked:
+            body = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
         resp, data = None, b""
         for attempt in range(len(p.upstreams) if p.skip_dead else 1):
@@ -55,6 +78,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             except (OSError, http.client.HTTPException) as e:
                 p.drop(self, i)
                 p.errors.append(f"replica {i}: {e!r}")
+        if resp is None and p.dead:
+            self.close_connection = True  # the service is gone: the connection goes with it
+            return
         if resp is None:
             self.send_response(502)
             self.send_header("Content-Length", "0")
@@ -62,7 +88,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.send_response_only(resp.status, resp.reason)
         for k, v in resp.getheaders():
-            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+            if k.lower() not in HOP_BY_HOP | {"content-length", "transfer-encoding"}:
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         if (resp.getheader("Connection") or "").lower() == "close":
@@ -83,6 +109,7 @@ class RoundRobinProxy:
         if upstream_ca is not None:
             self.upstream_ctx = ssl.create_default_context(cafile=str(upstream_ca))
         self.skip_dead = skip_dead
+        self.dead = False
         self.errors: list[str] = []
         self.counts = [0] * len(self.upstreams)
         self._turn = 0
@@ -132,10 +159,13 @@ class RoundRobinProxy:
                 c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
                 for k, v in headers:
                     c.putheader(k, v)
-                if body or method in ("POST", "PUT", "PATCH"):
-                    if not any(k.lower() == "content-length" for k, _ in headers):
-                        c.putheader("Content-Length", str(len(body)))
-                c.endheaders(body if body else None)
+                if isinstance(body, list):  # chunked: Transfer-Encoding is among the headers
+                    c.endheaders([ch for ch in body if ch], encode_chunked=True)
+                else:
+                    if body or method in ("POST", "PUT", "PATCH"):
+                        if not any(k.lower() == "content-length" for k, _ in headers):
+                            c.putheader("Content-Length", str(len(body)))
+                    c.endheaders(body if body else None)
                 resp = c.getresponse()
                 data = resp.read()
                 if resp.will_close:
@@ -149,6 +179,10 @@ class RoundRobinProxy:
                 if fresh or retry:
                     raise
         raise AssertionError("unreachable")
+
+    def kill(self):
+        """The service dies (see the module doc); close() still has to follow."""
+        self.dead = True
 
     def close(self):
         self.httpd.shutdown()

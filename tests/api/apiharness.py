@@ -23,8 +23,9 @@ boto3, the aws CLI and `raw` alternate between the replicas call by call. With T
 proxy terminates TLS with a certificate of the same test CA and talks TLS (verified) to each
 replica. What is about one process stays on the first replica: `proc`, `rss()`, `connect()`
 and `hostport` (raw sockets, for malformed HTTP and connection limits) reach it directly;
-`output()` holds both replicas' logs; `stop`/`start`/`kill` act on both, and a restarted
-server keeps its database.
+`output()` holds both replicas' logs; `stop`/`start`/`kill` act on both (`kill` on the proxy
+too, see rrproxy.py), and a restarted server keeps its database. A test about one listener's
+own options (fixed ports, the printed URL) passes `store=one_process_store()`: one process.
 
 Server options used by the security tests (tests/api/test_security.py): `listen`, `args`,
 `server_opts` (the `[server]` section), `extra_credentials` (other accounts, `hosts` pins),
@@ -280,12 +281,19 @@ def flatten(params) -> list[tuple[str, str]]:
 _PG_CLUSTER = None
 
 
-def test_store_url() -> str | None:
-    """A fresh PostgreSQL database when FLOWLOG_TEST_STORE=postgres, else None (SQLite; pg2
-    makes its database in Server.start)."""
-    if store_from_env() != "postgres":
+def test_store_url(store: str | None = None) -> str | None:
+    """A fresh PostgreSQL database for the store "postgres" (default: FLOWLOG_TEST_STORE), else
+    None (SQLite; pg2 makes its database in Server.start)."""
+    if (store_from_env() if store is None else store) != "postgres":
         return None
     return shared_pg().createdb()
+
+
+def one_process_store() -> str | None:
+    """The `store=` for a test about one listener's own options (a fixed metrics port, the
+    URL it prints): under FLOWLOG_TEST_STORE=pg2 one process on PostgreSQL ("postgres"),
+    because two replicas cannot both bind one address; otherwise the session's store."""
+    return "postgres" if store_from_env() == "pg2" else None
 
 
 def shared_pg():
@@ -332,7 +340,7 @@ class Server:
         self.listen = listen
         self.args = list(args or [])
         if "--store" not in self.args:
-            store = test_store_url()
+            store = test_store_url(self.store)
             if store is not None:
                 self.args += ["--store", store]
         self.nofile = nofile
@@ -457,7 +465,11 @@ class Server:
             how(self.peer)
 
     def kill(self):
-        """kill -9 by PID."""
+        """kill -9 by PID. With replicas the whole service dies: the proxy first stops
+        answering for them (a request in flight loses its connection, as with one killed
+        process, instead of getting the proxy's 502), then both replicas are killed."""
+        if self.proxy is not None:
+            self.proxy.kill()
         self._stop_others(lambda p: p.kill())
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)

@@ -35,7 +35,7 @@ import pytest
 import requests
 
 from apiharness import (ACCOUNT, CREDENTIALS, FLOWLOG_BIN, REGION, REPO, VERSION, Cred, Reply, Server,
-                        expect_error, expect_ok, flatten)
+                        expect_error, expect_ok, flatten, one_process_store)
 
 ACCOUNT_B = "210987654321"
 AGENT_A = Cred("AKIAS9AGENTACCOUNTA1", "s9agentASecret/111111111111111111111111", ["flowlog:AgentSync"])
@@ -794,7 +794,8 @@ def test_metrics_on_own_address(tmp_path):
     """`metrics_listen`: /metrics is served on its own address, and 404 on the API port."""
     from apiharness import free_port
     mport = free_port()
-    srv = Server(tmp_path, config_extra=NO_AGENT, name="s9metrics",
+    # one process: the metrics address is this listener's own (replicas cannot share it)
+    srv = Server(tmp_path, config_extra=NO_AGENT, name="s9metrics", store=one_process_store(),
                  server_opts={"metrics_listen": f"127.0.0.1:{mport}"})
     srv.start()
     try:
@@ -818,9 +819,11 @@ def test_metrics_on_own_address(tmp_path):
 def run_serve(tmp_path: Path, listen: str | None, extra_args=(), top: dict | None = None,
               server_opts: dict | None = None, extra_credentials: dict | None = None, wait: float = 15):
     """Starts `flowlog serve` on a fresh data dir and returns (rc or None if still running,
-    output, Server). Nothing is sent to the listener; the caller stops the server."""
+    output, Server). Nothing is sent to the listener; the caller stops the server. One process
+    (no replicas' proxy): these tests are about this listener's own options and printed URL."""
     srv = Server(tmp_path, config_extra=NO_AGENT, name="s9listen", listen=listen, args=list(extra_args),
-                 top=top, server_opts=server_opts, extra_credentials=extra_credentials, tls=False)
+                 top=top, server_opts=server_opts, extra_credentials=extra_credentials, tls=False,
+                 store=one_process_store())
     fresh = tmp_path / "fresh-data"
     srv.data_dir = fresh
     try:

@@ -156,11 +156,7 @@ fn main() -> anyhow::Result<()> {
                     .map(|&k| start + period.mul_f64(k as f64 / agents.len() as f64))
                     .collect();
                 let mut local = Vec::new();
-                loop {
-                    let (slot, &when) = match due.iter().enumerate().min_by_key(|(_, d)| **d) {
-                        Some(x) => x,
-                        None => break,
-                    };
+                while let Some((slot, &when)) = due.iter().enumerate().min_by_key(|(_, d)| **d) {
                     if !register && when >= end {
                         break;
                     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Rust unit and integration tests, bounded fuzzing, then the
-# end-to-end suites (real aws CLI, boto3, moto_server, s3s-fs, network namespaces) against the
-# built binary. Tests that need root report themselves skipped when not run as root.
+# end-to-end suites (real aws CLI, boto3, moto_server, s3s-fs, network namespaces, throwaway
+# PostgreSQL clusters) against the built binary. Tests that need root report themselves
+# skipped when not run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,6 @@ FUZZ_SECONDS="${FUZZ_SECONDS:-15}" FUZZ_TOTAL_SECONDS="${FUZZ_TOTAL_SECONDS:-90}
 stage "end-to-end suites"
 export FLOWLOG_BIN="$PWD/target/debug/flowlog"
 .venv/bin/python -m pytest -q tests/
-stage "API suite over TLS (verified certificates)"
-FLOWLOG_TEST_TLS=1 .venv/bin/python -m pytest -q tests/api
+stage "API suite over TLS, against two replicas on one PostgreSQL (requests alternate)"
+FLOWLOG_TEST_TLS=1 FLOWLOG_TEST_STORE=pg2 .venv/bin/python -m pytest -q tests/api
 stage "done"

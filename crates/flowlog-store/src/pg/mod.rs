@@ -431,6 +431,38 @@ async fn exists(
     Ok(opt(c, &sql, &[&id, &account]).await?.is_some())
 }
 
+/// Deletes a VPC or subnet `id` of `account`: `NotFound` when it is not there,
+/// `DependencyViolation` while rows of `children` (`"<table> WHERE <column> = $1"`) refer to
+/// it; else its flow logs, tags and row go, and the change counter moves.
+async fn delete_parent(
+    tx: &Transaction<'_>,
+    kind: ResourceKind,
+    account: &str,
+    id: &str,
+    table: &str,
+    children: &str,
+) -> Result<()> {
+    if !exists(tx, kind, account, id).await? {
+        return Err(StoreError::NotFound {
+            kind,
+            id: id.to_string(),
+        });
+    }
+    let n: i64 = one(tx, &format!("SELECT COUNT(*) FROM {children}"), &[&id])
+        .await?
+        .get(0);
+    if n > 0 {
+        return Err(StoreError::DependencyViolation {
+            kind,
+            id: id.to_string(),
+        });
+    }
+    delete_flow_logs_of(tx, account, id).await?;
+    exec(tx, "DELETE FROM tags WHERE resource_id = $1", &[&id]).await?;
+    exec(tx, &format!("DELETE FROM {table} WHERE id = $1"), &[&id]).await?;
+    bump(tx).await
+}
+
 async fn delete_flow_logs_of(tx: &Transaction<'_>, account: &str, resource_id: &str) -> Result<()> {
     exec(tx, "DELETE FROM tags WHERE resource_id IN (SELECT id FROM flow_logs WHERE account = $1 AND resource_id = $2)",
         &[&account, &resource_id]).await?;
@@ -628,29 +660,15 @@ impl Store for PgStore {
 
     fn delete_vpc(&self, account_id: &str, id: &str) -> Result<()> {
         write_tx!(self, account_id, |tx| async {
-            if !exists(&tx, ResourceKind::Vpc, account_id, id).await? {
-                return Err(StoreError::NotFound {
-                    kind: ResourceKind::Vpc,
-                    id: id.to_string(),
-                });
-            }
-            let n: i64 = one(
+            delete_parent(
                 &tx,
-                "SELECT COUNT(*) FROM subnets WHERE vpc_id = $1",
-                &[&id],
+                ResourceKind::Vpc,
+                account_id,
+                id,
+                "vpcs",
+                "subnets WHERE vpc_id = $1",
             )
-            .await?
-            .get(0);
-            if n > 0 {
-                return Err(StoreError::DependencyViolation {
-                    kind: ResourceKind::Vpc,
-                    id: id.to_string(),
-                });
-            }
-            delete_flow_logs_of(&tx, account_id, id).await?;
-            exec(&tx, "DELETE FROM tags WHERE resource_id = $1", &[&id]).await?;
-            exec(&tx, "DELETE FROM vpcs WHERE id = $1", &[&id]).await?;
-            bump(&tx).await
+            .await
         }
         .await)
     }
@@ -704,29 +722,15 @@ impl Store for PgStore {
 
     fn delete_subnet(&self, account_id: &str, id: &str) -> Result<()> {
         write_tx!(self, account_id, |tx| async {
-            if !exists(&tx, ResourceKind::Subnet, account_id, id).await? {
-                return Err(StoreError::NotFound {
-                    kind: ResourceKind::Subnet,
-                    id: id.to_string(),
-                });
-            }
-            let n: i64 = one(
+            delete_parent(
                 &tx,
-                "SELECT COUNT(*) FROM enis WHERE subnet_id = $1",
-                &[&id],
+                ResourceKind::Subnet,
+                account_id,
+                id,
+                "subnets",
+                "enis WHERE subnet_id = $1",
             )
-            .await?
-            .get(0);
-            if n > 0 {
-                return Err(StoreError::DependencyViolation {
-                    kind: ResourceKind::Subnet,
-                    id: id.to_string(),
-                });
-            }
-            delete_flow_logs_of(&tx, account_id, id).await?;
-            exec(&tx, "DELETE FROM tags WHERE resource_id = $1", &[&id]).await?;
-            exec(&tx, "DELETE FROM subnets WHERE id = $1", &[&id]).await?;
-            bump(&tx).await
+            .await
         }
         .await)
     }

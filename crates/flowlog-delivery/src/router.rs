@@ -350,8 +350,13 @@ mod tests {
             .collect();
         assert_eq!(got[0].0, "fl-a");
         assert_eq!(got[0].1.len(), 1);
-        assert!(got[0].1[0].starts_with("2 123456789012 eni-1 10.0.0.1 10.0.0.2 1000 22 6 1 60 100 110 ACCEPT OK"));
+        assert!(got[0].1[0].starts_with(
+            "2 123456789012 eni-1 10.0.0.1 10.0.0.2 1000 22 6 1 60 100 110 ACCEPT OK"
+        ));
         assert_eq!(got[1], ("fl-b", vec!["10.0.0.1 ACCEPT", "10.0.0.1 REJECT"]));
-        assert_eq!(routed.firehose[0].lines[0].0, 110, "the record's end picks the window");
+        assert_eq!(
+            routed.firehose[0].lines[0].0, 110,
+            "the record's end picks the window"
+        );
     }
 }

@@ -8,10 +8,10 @@ use crate::cwl::batch::{self, Limits};
 use crate::cwl::local::LocalLogs;
 use crate::cwl::{CwlSink, RemoteCwl};
 use crate::error::FailureKind;
+use crate::firehose::{self as fh, PutRecords};
 use crate::metrics::Metrics;
 use crate::router::{Router, StreamKey};
 use crate::s3::{BucketCheck, LocalS3, S3Client, S3Sink};
-use crate::firehose::{self as fh, PutRecords};
 use crate::spool::{self, Payload, Sink, Spool, SpoolLimits, UnitInfo, UnitMeta};
 use crate::status::{StatusListener, StatusTracker};
 use crate::target::FlowLogTarget;
@@ -174,7 +174,11 @@ impl Delivery {
     /// Sets the Kinesis Data Firehose client (the `[firehose]` section). Without one, Firehose
     /// flow logs stay FAILED and their records stay spooled.
     pub fn set_firehose(&self, sink: Arc<dyn PutRecords>) {
-        *self.inner.firehose.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+        *self
+            .inner
+            .firehose
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(sink);
         self.inner.notify.notify_one();
     }
 

@@ -91,7 +91,10 @@ pub struct FirehoseStream {
 /// 1 to 64 characters of letters, digits, `_`, `.`, `-`; the account 12 digits.
 pub fn parse_firehose_arn(arn: &str) -> Option<FirehoseStream> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "firehose"
+    if parts.len() != 6
+        || parts[0] != "arn"
+        || !parts[1].starts_with("aws")
+        || parts[2] != "firehose"
     {
         return None;
     }
@@ -159,7 +162,10 @@ impl Destination {
             Destination::S3 { bucket, prefix, .. } => format!("s3:{bucket}/{prefix}"),
             Destination::CloudWatchLogs { group, .. } => format!("cwl:{group}"),
             Destination::Firehose { stream, .. } => {
-                format!("firehose:{}:{}:{}", stream.region, stream.account, stream.name)
+                format!(
+                    "firehose:{}:{}:{}",
+                    stream.region, stream.account, stream.name
+                )
             }
         }
     }
@@ -285,10 +291,16 @@ mod tests {
 
     #[test]
     fn firehose_arns() {
-        let s = parse_firehose_arn("arn:aws:firehose:us-east-1:123456789012:deliverystream/my-stream")
-            .unwrap();
+        let s =
+            parse_firehose_arn("arn:aws:firehose:us-east-1:123456789012:deliverystream/my-stream")
+                .unwrap();
         assert_eq!(
-            (s.partition.as_str(), s.region.as_str(), s.account.as_str(), s.name.as_str()),
+            (
+                s.partition.as_str(),
+                s.region.as_str(),
+                s.account.as_str(),
+                s.name.as_str()
+            ),
             ("aws", "us-east-1", "123456789012", "my-stream")
         );
         let colon =
@@ -309,7 +321,10 @@ mod tests {
         ] {
             assert_eq!(parse_firehose_arn(bad), None, "{bad}");
         }
-        let long = format!("arn:aws:firehose:us-east-1:123456789012:deliverystream/{}", "x".repeat(65));
+        let long = format!(
+            "arn:aws:firehose:us-east-1:123456789012:deliverystream/{}",
+            "x".repeat(65)
+        );
         assert_eq!(parse_firehose_arn(&long), None);
     }
 

@@ -44,7 +44,9 @@ fn step(c: &Connection, version: i64) -> Result<()> {
         1 => c.execute_batch(SCHEMA)?,
         2 => add_columns(c)?,
         3 => c.execute_batch(MIGRATION_3)?,
-        4 => c.execute_batch("ALTER TABLE flow_logs ADD COLUMN deliver_cross_account_role TEXT;")?,
+        4 => {
+            c.execute_batch("ALTER TABLE flow_logs ADD COLUMN deliver_cross_account_role TEXT;")?
+        }
         v => return Err(StoreError::Corrupt(format!("no migration step {v}"))),
     }
     Ok(())

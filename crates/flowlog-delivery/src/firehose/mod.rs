@@ -190,7 +190,12 @@ mod tests {
                 .map(|r| String::from_utf8(r.clone()).unwrap())
                 .collect();
             self.calls.lock().unwrap().push(text);
-            let next = self.script.lock().unwrap().pop_front().unwrap_or(Ok(vec![]));
+            let next = self
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Ok(vec![]));
             Box::pin(async move {
                 next.map(|fails| {
                     fails
@@ -241,14 +246,29 @@ mod tests {
         let sink = Scripted::new(vec![Ok(vec![1, 3]), Ok(vec![1]), Ok(vec![])]);
         let m = SinkMetrics::default();
         let l = lines(5);
-        deliver_unit(&p, &stream(), &l, &sink, &batch::Limits::default(), &fast(), &m)
-            .await
-            .unwrap();
+        deliver_unit(
+            &p,
+            &stream(),
+            &l,
+            &sink,
+            &batch::Limits::default(),
+            &fast(),
+            &m,
+        )
+        .await
+        .unwrap();
         let calls = sink.calls();
         assert_eq!(calls.len(), 3);
-        assert_eq!(calls[0], l.iter().map(|s| format!("{s}\n")).collect::<Vec<_>>());
+        assert_eq!(
+            calls[0],
+            l.iter().map(|s| format!("{s}\n")).collect::<Vec<_>>()
+        );
         assert_eq!(calls[1], vec!["line 1\n", "line 3\n"]);
-        assert_eq!(calls[2], vec!["line 3\n"], "the second position of the retry is line 3");
+        assert_eq!(
+            calls[2],
+            vec!["line 3\n"],
+            "the second position of the retry is line 3"
+        );
         assert_eq!(m.records_delivered.load(Relaxed), 5);
         assert_eq!(m.requests.load(Relaxed), 3);
         assert_eq!(m.retries.load(Relaxed), 2);
@@ -270,16 +290,22 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, DeliveryError::Throttled(_)), "{err}");
-        assert_eq!(crate::spool::read_progress(&p), 4, "lines 0..4 acknowledged");
+        assert_eq!(
+            crate::spool::read_progress(&p),
+            4,
+            "lines 0..4 acknowledged"
+        );
         let sink = Scripted::new(vec![]);
         deliver_unit(&p, &stream(), &l, &sink, &limits, &fast(), &m)
             .await
             .unwrap();
         assert_eq!(
             sink.calls(),
-            vec![
-                vec!["line 4\n".to_string(), "line 5\n".into(), "line 6\n".into()],
-            ]
+            vec![vec![
+                "line 4\n".to_string(),
+                "line 5\n".into(),
+                "line 6\n".into()
+            ],]
         );
         assert_eq!(crate::spool::read_progress(&p), 7);
     }
@@ -287,11 +313,21 @@ mod tests {
     #[tokio::test]
     async fn a_failed_call_keeps_progress_and_maps_the_error() {
         let (_d, p) = unit();
-        let sink = Scripted::new(vec![Err(DeliveryError::Access("AccessDeniedException".into()))]);
+        let sink = Scripted::new(vec![Err(DeliveryError::Access(
+            "AccessDeniedException".into(),
+        ))]);
         let m = SinkMetrics::default();
-        let err = deliver_unit(&p, &stream(), &lines(3), &sink, &batch::Limits::default(), &fast(), &m)
-            .await
-            .unwrap_err();
+        let err = deliver_unit(
+            &p,
+            &stream(),
+            &lines(3),
+            &sink,
+            &batch::Limits::default(),
+            &fast(),
+            &m,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind(), crate::FailureKind::AccessError);
         assert_eq!(crate::spool::read_progress(&p), 0);
         assert_eq!(m.records_delivered.load(Relaxed), 0);
@@ -304,10 +340,21 @@ mod tests {
         l[1] = "x".repeat(1_024_000); // with its newline one byte over the limit
         let sink = Scripted::new(vec![]);
         let m = SinkMetrics::default();
-        deliver_unit(&p, &stream(), &l, &sink, &batch::Limits::default(), &fast(), &m)
-            .await
-            .unwrap();
-        assert_eq!(sink.calls(), vec![vec!["line 0\n".to_string(), "line 2\n".into()]]);
+        deliver_unit(
+            &p,
+            &stream(),
+            &l,
+            &sink,
+            &batch::Limits::default(),
+            &fast(),
+            &m,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            sink.calls(),
+            vec![vec!["line 0\n".to_string(), "line 2\n".into()]]
+        );
         assert_eq!(m.dropped_too_large.load(Relaxed), 1);
         assert_eq!(m.records_delivered.load(Relaxed), 2);
     }
@@ -315,8 +362,14 @@ mod tests {
     #[test]
     fn record_error_codes() {
         use crate::FailureKind::*;
-        assert_eq!(record_error("ServiceUnavailableException", "").kind(), RateLimited);
-        assert_eq!(record_error("KMS.AccessDeniedException", "").kind(), AccessError);
+        assert_eq!(
+            record_error("ServiceUnavailableException", "").kind(),
+            RateLimited
+        );
+        assert_eq!(
+            record_error("KMS.AccessDeniedException", "").kind(),
+            AccessError
+        );
         assert_eq!(record_error("InternalFailure", "").kind(), Unknown);
     }
 }

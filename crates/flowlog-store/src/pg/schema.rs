@@ -5,9 +5,9 @@
 /// `(version, what it does, SQL)`.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
-    1,
-    "tables of VPCs, subnets, ENIs, tags, flow logs, client tokens; change counter; host index",
-    r#"
+        1,
+        "tables of VPCs, subnets, ENIs, tags, flow logs, client tokens; change counter; host index",
+        r#"
 CREATE TABLE vpcs (
     seq BIGSERIAL PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,

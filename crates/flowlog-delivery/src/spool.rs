@@ -131,6 +131,18 @@ impl UnitMeta {
             } => format!("firehose:{account}:{region}:{stream_name}"),
         }
     }
+    /// What is delivered in order, one unit at a time: a bucket, or one CloudWatch Logs
+    /// stream (streams of one group go side by side; backoff stays per group).
+    pub fn lane(&self) -> String {
+        match self {
+            UnitMeta::S3 { .. } => self.destination(),
+            UnitMeta::Cwl { stream, .. } => {
+                format!("{}:{}", self.destination(), stream.stream)
+            }
+            // One lane per delivery stream: `firehose:<account>:<region>:<name>`.
+            UnitMeta::Firehose { .. } => self.destination(),
+        }
+    }
     pub fn is_s3(&self) -> bool {
         self.sink() == Sink::S3
     }

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use common::*;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, S3Config};
+use flowlog_delivery::config::{DeliveryConfig, S3Config, Services};
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::DeliverStatus;
 use std::collections::{HashMap, VecDeque};
@@ -57,6 +57,7 @@ async fn slow_down_is_rate_limited_and_500_unknown_then_success() {
         endpoint: Some(url),
         access_key_id: Some("a".into()),
         secret_access_key: Some("b".into()),
+        region: Some("us-east-1".into()),
         ..S3Config::default()
     };
     let dir = tempfile::tempdir().unwrap();
@@ -68,7 +69,7 @@ async fn slow_down_is_rate_limited_and_500_unknown_then_success() {
         retry_max_ms: 50,
         ..DeliveryConfig::default()
     };
-    let d = Delivery::open(dir.path(), cfg, &s3, &CwlConfig::default(), l.clone()).unwrap();
+    let d = Delivery::open(dir.path(), cfg, &Services::s3(s3.clone()), l.clone()).unwrap();
     d.set_targets([(
         "eni-00000001".to_string(),
         s3_target("fl-00000001", "bkt", ""),

@@ -15,7 +15,7 @@ use crate::config::{AgentSection, Config};
 #[command(
     after_help = "Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the flags); \
 the caller needs `flowlog:AgentSync` (or `flowlog:*`) in its allow list on the control plane. \
-The config file's [s3], [cloudwatch_logs], [delivery] and [agent] sections apply."
+The config file's [s3], [cloudwatch_logs], [firehose], [sts], [delivery] and [agent] sections apply."
 )]
 pub struct Args {
     /// Base URL of the control plane, e.g. https://flowlog.internal:4751.
@@ -37,7 +37,7 @@ pub struct Args {
     /// Directory for the spool and embedded destinations [default: ./.flowlog-agent].
     #[arg(long, env = "FLOWLOG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Configuration file (TOML): [s3], [cloudwatch_logs], [delivery], [agent].
+    /// Configuration file (TOML): [s3], [cloudwatch_logs], [firehose], [sts], [delivery], [agent].
     #[arg(long, env = "FLOWLOG_CONFIG")]
     pub config: Option<PathBuf>,
     /// Inventory file (overrides [agent] inventory).
@@ -124,8 +124,7 @@ pub fn open_delivery(
     flowlog_delivery::Delivery::open(
         data_dir,
         config.delivery.clone(),
-        &config.s3.clone().unwrap_or_default(),
-        &config.cloudwatch_logs.clone().unwrap_or_default(),
+        &config.services(),
         statuses,
     )
     .context("cannot open the delivery spool")
@@ -184,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let control = flowlog_agent::remote::RemoteControlPlane::new(
         &args.control_plane,
         &args.region,
-        flowlog_delivery::sigv4::Credentials {
+        flowlog_sigv4::Credentials {
             access_key_id: args.access_key_id.clone(),
             secret_access_key: args.secret_access_key.clone(),
             session_token: None,

@@ -5,9 +5,12 @@
 //! with a short backoff, and saves the unit's progress after every call.
 //!
 //! The transport is [`PutRecords`] so that the retry and progress logic is tested without a
-//! network; the server's implementation is the AWS SDK client.
+//! network; the server's implementation is [`RemoteFirehose`] (the AWS SDK client).
 
 pub mod batch;
+pub mod client;
+
+pub use client::RemoteFirehose;
 
 use crate::error::DeliveryError;
 use crate::metrics::SinkMetrics;
@@ -20,6 +23,8 @@ use std::time::Duration;
 /// Where a unit goes: the delivery stream and the roles of its flow log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamRef {
+    /// The flow log the unit belongs to (names the STS session of its roles).
+    pub flow_log_id: String,
     pub stream_name: String,
     pub region: String,
     pub account: String,
@@ -213,6 +218,7 @@ mod tests {
 
     fn stream() -> StreamRef {
         StreamRef {
+            flow_log_id: "fl-1".into(),
             stream_name: "s".into(),
             region: "us-east-1".into(),
             account: "123456789012".into(),

@@ -7,9 +7,10 @@
 
 mod common;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use common::*;
+use flowlog_delivery::aws::{AwsContext, Section};
 use flowlog_delivery::config::{DeliveryConfig, FirehoseConfig, Services, StsConfig};
 use flowlog_delivery::target::{Destination, FlowLogTarget};
 use flowlog_delivery::{Delivery, RecordingListener};
@@ -20,12 +21,22 @@ use std::time::Duration;
 
 const OTHER: &str = "210987654321";
 
-fn sdk(url: &str, creds: Credentials) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+/// A setup client configuration (flowlog's own HTTPS client) for moto at `url`.
+async fn sdk(url: &str, creds: Credentials) -> SdkConfig {
+    let ctx = AwsContext::new(None).unwrap();
+    let section = Section {
+        name: "test",
+        region: Some("us-east-1"),
+        access_key_id: Some(creds.access_key_id()),
+        secret_access_key: Some(creds.secret_access_key()),
+        session_token: creds.session_token(),
+        ..Section::default()
+    };
+    ctx.load(&section, None)
+        .await
+        .unwrap()
+        .into_builder()
         .endpoint_url(url)
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
         .build()
 }
 
@@ -36,7 +47,7 @@ fn testing() -> Credentials {
 /// Credentials of a role of `account` as moto's STS hands them out (moto files resources
 /// made with them under that account).
 async fn creds_of(url: &str, account: &str) -> Credentials {
-    let sts = aws_sdk_sts::Client::new(&sdk(url, testing()));
+    let sts = aws_sdk_sts::Client::new(&sdk(url, testing()).await);
     let c = sts
         .assume_role()
         .role_arn(format!("arn:aws:iam::{account}:role/setup"))
@@ -169,7 +180,7 @@ async fn same_account_batches_of_500_into_moto_s3() {
     let Some((_moto, url)) = start_moto() else {
         return;
     };
-    let admin = sdk(&url, testing());
+    let admin = sdk(&url, testing()).await;
     make_stream(&admin, "fl-stream", "fh-bucket").await;
     let dir = tempfile::tempdir().unwrap();
     let l = Arc::new(RecordingListener::default());
@@ -208,7 +219,7 @@ async fn cross_account_assumes_both_roles_and_a_missing_stream_fails_then_recove
     let Some((_moto, url)) = start_moto() else {
         return;
     };
-    let other = sdk(&url, creds_of(&url, OTHER).await);
+    let other = sdk(&url, creds_of(&url, OTHER).await).await;
     make_stream(&other, "central", "central-bucket").await;
     let dir = tempfile::tempdir().unwrap();
     let l = Arc::new(RecordingListener::default());
@@ -240,7 +251,7 @@ async fn cross_account_assumes_both_roles_and_a_missing_stream_fails_then_recove
         expected(&a)
     );
     // The records went to the other account's stream, not to one of the caller's.
-    let admin = sdk(&url, testing());
+    let admin = sdk(&url, testing()).await;
     let mine = aws_sdk_firehose::Client::new(&admin)
         .list_delivery_streams()
         .send()

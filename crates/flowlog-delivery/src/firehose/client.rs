@@ -13,6 +13,7 @@ use crate::config::FirehoseConfig;
 use crate::DeliveryError;
 use aws_config::{Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_firehose::error::ProvideErrorMetadata;
 use aws_sdk_firehose::types::Record;
 use aws_smithy_types::Blob;
 use std::collections::HashMap;
@@ -99,7 +100,14 @@ impl RemoteFirehose {
             .set_records(Some(records))
             .send()
             .await
-            .map_err(|e| aws::classify("Firehose PutRecordBatch", &e))?;
+            .map_err(|e| match e.code() {
+                // Over the stream's throughput: what AWS reports as `Rate limited`.
+                Some("ServiceUnavailableException") => DeliveryError::Throttled(format!(
+                    "Firehose PutRecordBatch: {}",
+                    e.message().unwrap_or("ServiceUnavailableException")
+                )),
+                _ => aws::classify("Firehose PutRecordBatch", &e),
+            })?;
         if out.failed_put_count() == 0 {
             return Ok(Vec::new());
         }

@@ -121,6 +121,9 @@ pub struct TargetSpec {
     pub max_aggregation_interval: Option<u32>,
     pub s3: Option<S3Spec>,
     pub cloudwatch_logs: Option<CwlSpec>,
+    /// Absent from older peers' JSON (they know no Firehose).
+    #[serde(default)]
+    pub firehose: Option<FirehoseSpec>,
     /// S3 `DestinationOptions` as `<format>,<hive>,<hour>` (None: defaults).
     #[serde(default)]
     pub destination_options: Option<String>,
@@ -139,6 +142,20 @@ pub struct CwlSpec {
     pub role_arn: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirehoseSpec {
+    pub stream_name: String,
+    /// Region and account of the delivery stream (from its ARN).
+    pub region: String,
+    pub account: String,
+    /// `DeliverLogsPermissionArn` when the flow log has one.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// `DeliverCrossAccountRole` when the flow log has one.
+    #[serde(default)]
+    pub cross_account_role: Option<String>,
+}
+
 impl Assignment {
     /// The aggregation window for this interface: the agent's setting, shortened to the
     /// smallest `MaxAggregationInterval` of the flow logs covering it.
@@ -154,24 +171,37 @@ impl Assignment {
 
 impl TargetSpec {
     pub fn from_flow_log(f: &flowlog_model::FlowLog, region: &str) -> TargetSpec {
-        let (s3, cloudwatch_logs) = match &f.destination {
-            flowlog_model::Destination::S3 { bucket, prefix, .. } => (
-                Some(S3Spec {
+        let (mut s3, mut cloudwatch_logs, mut firehose) = (None, None, None);
+        match &f.destination {
+            flowlog_model::Destination::S3 { bucket, prefix, .. } => {
+                s3 = Some(S3Spec {
                     bucket: bucket.clone(),
                     prefix: prefix.clone(),
-                }),
-                None,
-            ),
+                })
+            }
             flowlog_model::Destination::CloudWatchLogs {
                 group, role_arn, ..
-            } => (
-                None,
-                Some(CwlSpec {
+            } => {
+                cloudwatch_logs = Some(CwlSpec {
                     group: group.clone(),
                     role_arn: role_arn.clone(),
-                }),
-            ),
-        };
+                })
+            }
+            flowlog_model::Destination::Firehose {
+                stream,
+                role_arn,
+                cross_account_role,
+                ..
+            } => {
+                firehose = Some(FirehoseSpec {
+                    stream_name: stream.name.clone(),
+                    region: stream.region.clone(),
+                    account: stream.account.clone(),
+                    role_arn: role_arn.clone(),
+                    cross_account_role: cross_account_role.clone(),
+                })
+            }
+        }
         TargetSpec {
             flow_log_id: f.id.clone(),
             account_id: f.account_id.clone(),
@@ -181,14 +211,15 @@ impl TargetSpec {
             max_aggregation_interval: f.max_aggregation_interval,
             s3,
             cloudwatch_logs,
+            firehose,
             destination_options: f.destination_options.map(|o| o.encode()),
         }
     }
 
     /// The delivery target, or None when the spec is not one we understand.
     pub fn to_target(&self) -> Option<FlowLogTarget> {
-        let destination = match (&self.s3, &self.cloudwatch_logs) {
-            (Some(s), None) => Destination::S3 {
+        let destination = match (&self.s3, &self.cloudwatch_logs, &self.firehose) {
+            (Some(s), None, None) => Destination::S3 {
                 bucket: s.bucket.clone(),
                 prefix: if s.prefix.is_empty() {
                     String::new()
@@ -196,9 +227,16 @@ impl TargetSpec {
                     format!("{}/", s.prefix)
                 },
             },
-            (None, Some(c)) => Destination::CloudWatchLogs {
+            (None, Some(c), None) => Destination::CloudWatchLogs {
                 group: c.group.clone(),
                 role_arn: c.role_arn.clone(),
+            },
+            (None, None, Some(f)) => Destination::Firehose {
+                stream_name: f.stream_name.clone(),
+                region: f.region.clone(),
+                account: f.account.clone(),
+                role_arn: f.role_arn.clone(),
+                cross_account_role: f.cross_account_role.clone(),
             },
             _ => return None,
         };
@@ -240,6 +278,7 @@ mod tests {
                 prefix: "p".into(),
             }),
             cloudwatch_logs: None,
+            firehose: None,
             destination_options: None,
         }
     }
@@ -280,6 +319,37 @@ mod tests {
             pq.to_target().unwrap().options.file_format,
             FileFormat::Parquet
         );
+        let mut fh = target(None);
+        fh.s3 = None;
+        fh.firehose = Some(FirehoseSpec {
+            stream_name: "st".into(),
+            region: "us-east-1".into(),
+            account: "210987654321".into(),
+            role_arn: Some("arn:aws:iam::123456789012:role/a".into()),
+            cross_account_role: Some("arn:aws:iam::210987654321:role/b".into()),
+        });
+        let json = serde_json::to_string(&fh).unwrap();
+        let back: TargetSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back.to_target().unwrap().destination,
+            Destination::Firehose {
+                stream_name: "st".into(),
+                region: "us-east-1".into(),
+                account: "210987654321".into(),
+                role_arn: Some("arn:aws:iam::123456789012:role/a".into()),
+                cross_account_role: Some("arn:aws:iam::210987654321:role/b".into()),
+            }
+        );
+        // Two destinations at once is not a target.
+        let mut both = fh.clone();
+        both.s3 = target(None).s3;
+        assert!(both.to_target().is_none());
+        // An older peer's target (no `firehose` member) still reads.
+        let mut old_json: serde_json::Value = serde_json::to_value(target(None)).unwrap();
+        old_json.as_object_mut().unwrap().remove("firehose");
+        let old_t: TargetSpec = serde_json::from_value(old_json).unwrap();
+        assert_eq!(old_t.firehose, None);
+        assert!(old_t.to_target().is_some());
         // An older agent's JSON (no new members) still reads.
         let old: Assignment = serde_json::from_str(
             r#"{"eni_id":"eni-1","account_id":"1","netns":null,"ifname":"x","targets":[]}"#,

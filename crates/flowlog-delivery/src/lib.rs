@@ -4,8 +4,9 @@
 //!
 //! Data path: `Delivery::submit(records)` → [`router::Router`] (records → every flow log
 //! covering the ENI, filtered by TrafficType) → [`spool::Spool`] (S3: one open gzip-to-be
-//! segment per flow log per window; CWL: one unit per (group, ENI) stream) → background task →
-//! [`s3::S3Sink`] / [`cwl::CwlSink`] → acknowledged → removed from the spool. Status changes go
+//! segment per flow log per window; CWL: one unit per (group, ENI) stream; Firehose: one unit
+//! per flow log per window) → background task → [`s3::S3Sink`] / [`cwl::CwlSink`] /
+//! [`firehose::PutRecords`] → acknowledged → removed from the spool. Status changes go
 //! to the control plane through [`status::StatusListener`]; counters through
 //! [`metrics::Metrics::render`].
 //!
@@ -15,6 +16,7 @@ pub mod aws;
 pub mod config;
 pub mod cwl;
 pub mod error;
+pub mod firehose;
 pub mod metrics;
 pub mod router;
 pub mod s3;

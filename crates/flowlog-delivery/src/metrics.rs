@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Counters of one sink (`s3` or `cloudwatch_logs`).
+/// Counters of one sink (`s3`, `cloudwatch_logs` or `firehose`).
 #[derive(Debug, Default)]
 pub struct SinkMetrics {
     pub records_received: AtomicU64,
@@ -15,6 +15,8 @@ pub struct SinkMetrics {
     pub dropped_too_old: AtomicU64,
     pub dropped_too_new: AtomicU64,
     pub dropped_rejected: AtomicU64,
+    /// Records larger than the destination takes in one record (Firehose: 1,024,000 bytes).
+    pub dropped_too_large: AtomicU64,
     /// Records the spool could not store: no space left (ENOSPC, EDQUOT).
     pub dropped_disk_full: AtomicU64,
     /// Records the spool could not store for another IO error.
@@ -43,6 +45,7 @@ impl SinkMetrics {
 pub struct Metrics {
     pub s3: SinkMetrics,
     pub cwl: SinkMetrics,
+    pub firehose: SinkMetrics,
     pub records_unrouted: AtomicU64,
     pub spool_bytes: AtomicU64,
     pub spool_units: AtomicU64,
@@ -51,9 +54,22 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The counters of the sink a spool unit goes to.
+    pub fn sink(&self, s: crate::spool::Sink) -> &SinkMetrics {
+        match s {
+            crate::spool::Sink::S3 => &self.s3,
+            crate::spool::Sink::Cwl => &self.cwl,
+            crate::spool::Sink::Firehose => &self.firehose,
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let sinks = [("s3", &self.s3), ("cloudwatch_logs", &self.cwl)];
+        let sinks = [
+            ("s3", &self.s3),
+            ("cloudwatch_logs", &self.cwl),
+            ("firehose", &self.firehose),
+        ];
         let counter =
             |out: &mut String, name: &str, help: &str, f: &dyn Fn(&SinkMetrics) -> u64| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -102,6 +118,7 @@ impl Metrics {
                 ("too_old", &m.dropped_too_old),
                 ("too_new", &m.dropped_too_new),
                 ("rejected", &m.dropped_rejected),
+                ("too_large", &m.dropped_too_large),
                 ("disk_full", &m.dropped_disk_full),
                 ("spool_error", &m.dropped_spool_error),
                 ("flow_log_deleted", &m.dropped_flow_log_deleted),
@@ -169,6 +186,11 @@ mod tests {
         assert!(
             text.contains("flowlog_delivery_records_delivered_total{sink=\"cloudwatch_logs\"} 0\n")
         );
+        m.firehose.dropped_too_large.fetch_add(2, Relaxed);
+        let text = m.render();
+        assert!(text.contains(
+            "flowlog_delivery_records_dropped_total{sink=\"firehose\",reason=\"too_large\"} 2\n"
+        ));
         assert!(text.contains(
             "flowlog_delivery_records_dropped_total{sink=\"s3\",reason=\"spool_full\"} 0\n"
         ));

@@ -8,6 +8,8 @@
 //! record kept by both flow logs appears once, while an ACCEPT-only and a REJECT-only flow log
 //! together give a stream with all traffic. Two flow logs with different formats produce two
 //! different lines and both are kept (each flow log delivers its own records).
+//!
+//! Firehose output is per flow log, as for S3: the flow log's lines, one Firehose record each.
 
 use crate::target::{Destination, FlowLogTarget};
 use flowlog_model::FlowRecord;
@@ -17,6 +19,13 @@ use std::sync::Arc;
 /// Record lines for one S3 flow log; each with the record's `end` (selects the file window).
 #[derive(Debug, Clone)]
 pub struct S3Lines {
+    pub target: Arc<FlowLogTarget>,
+    pub lines: Vec<(u64, String)>,
+}
+
+/// Record lines for one Firehose flow log; each with the record's `end` (selects the window).
+#[derive(Debug, Clone)]
+pub struct FirehoseLines {
     pub target: Arc<FlowLogTarget>,
     pub lines: Vec<(u64, String)>,
 }
@@ -59,6 +68,7 @@ pub struct CwlEvents {
 pub struct Routed {
     pub s3: Vec<S3Lines>,
     pub cwl: Vec<CwlEvents>,
+    pub firehose: Vec<FirehoseLines>,
     /// Records whose ENI no flow log covers.
     pub unrouted: u64,
 }
@@ -98,6 +108,7 @@ impl Router {
     pub fn route(&self, records: &[FlowRecord]) -> Routed {
         let mut out = Routed::default();
         let mut s3: BTreeMap<String, S3Lines> = BTreeMap::new();
+        let mut firehose: BTreeMap<String, FirehoseLines> = BTreeMap::new();
         struct Acc {
             role_arn: String,
             ids: BTreeSet<String>,
@@ -120,6 +131,14 @@ impl Router {
                     Destination::S3 { .. } => s3
                         .entry(t.flow_log_id.clone())
                         .or_insert_with(|| S3Lines {
+                            target: t.clone(),
+                            lines: Vec::new(),
+                        })
+                        .lines
+                        .push((r.end, line)),
+                    Destination::Firehose { .. } => firehose
+                        .entry(t.flow_log_id.clone())
+                        .or_insert_with(|| FirehoseLines {
                             target: t.clone(),
                             lines: Vec::new(),
                         })
@@ -149,6 +168,7 @@ impl Router {
             }
         }
         out.s3 = s3.into_values().collect();
+        out.firehose = firehose.into_values().collect();
         out.cwl = cwl
             .into_iter()
             .map(|(key, a)| CwlEvents {
@@ -296,5 +316,47 @@ mod tests {
             rec("eni-1", Some(Action::Accept), 160),
         ]);
         assert!(both.cwl[0].has_traffic);
+    }
+
+    #[test]
+    fn firehose_lines_per_flow_log_in_its_format() {
+        let fh = Destination::Firehose {
+            stream_name: "st".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            role_arn: None,
+            cross_account_role: None,
+        };
+        let mut custom = target("fl-b", TrafficType::All, fh.clone());
+        custom.format = RecordFormat::parse("${srcaddr} ${action}").unwrap();
+        let r = Router::new([
+            ("eni-1".to_string(), target("fl-a", TrafficType::Accept, fh)),
+            ("eni-1".to_string(), custom),
+        ]);
+        let routed = r.route(&[
+            rec("eni-1", Some(Action::Accept), 100),
+            rec("eni-1", Some(Action::Reject), 101),
+        ]);
+        assert!(routed.s3.is_empty() && routed.cwl.is_empty());
+        let got: Vec<(&str, Vec<&str>)> = routed
+            .firehose
+            .iter()
+            .map(|f| {
+                (
+                    f.target.flow_log_id.as_str(),
+                    f.lines.iter().map(|l| l.1.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(got[0].0, "fl-a");
+        assert_eq!(got[0].1.len(), 1);
+        assert!(got[0].1[0].starts_with(
+            "2 123456789012 eni-1 10.0.0.1 10.0.0.2 1000 22 6 1 60 100 110 ACCEPT OK"
+        ));
+        assert_eq!(got[1], ("fl-b", vec!["10.0.0.1 ACCEPT", "10.0.0.1 REJECT"]));
+        assert_eq!(
+            routed.firehose[0].lines[0].0, 110,
+            "the record's end picks the window"
+        );
     }
 }

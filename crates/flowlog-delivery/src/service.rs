@@ -9,10 +9,11 @@ use crate::cwl::batch::{self, Limits};
 use crate::cwl::local::LocalLogs;
 use crate::cwl::{CwlSink, RemoteCwl};
 use crate::error::FailureKind;
+use crate::firehose::{self as fh, PutRecords};
 use crate::metrics::Metrics;
 use crate::router::{Router, StreamKey};
 use crate::s3::{BucketCheck, LocalS3, RemoteS3, S3Sink};
-use crate::spool::{self, Payload, Spool, SpoolLimits, UnitInfo, UnitMeta};
+use crate::spool::{self, Payload, Sink, Spool, SpoolLimits, UnitInfo, UnitMeta};
 use crate::status::{StatusListener, StatusTracker};
 use crate::target::FlowLogTarget;
 use crate::DeliveryError;
@@ -30,6 +31,7 @@ use tokio::sync::Notify;
 pub struct SubmitSummary {
     pub s3_records: u64,
     pub cwl_events: u64,
+    pub firehose_records: u64,
     pub unrouted: u64,
     pub dropped_windows: usize,
 }
@@ -61,6 +63,11 @@ struct Inner {
     live: RwLock<Option<std::collections::HashSet<String>>>,
     s3: S3Sink,
     cwl: CwlSink,
+    /// Kinesis Data Firehose: the SDK client when the configuration has a `[firehose]`
+    /// section (or what `set_firehose` put there); None: Firehose flow logs are FAILED.
+    firehose_sink: RwLock<Option<Arc<dyn PutRecords>>>,
+    firehose_limits: fh::batch::Limits,
+    firehose_retry: fh::RetryPolicy,
     metrics: Arc<Metrics>,
     status: StatusTracker,
     backoff: Mutex<HashMap<String, Backoff>>,
@@ -73,9 +80,6 @@ struct Inner {
     /// Shared by every AWS client (HTTPS client, assumed roles).
     #[allow(dead_code)]
     aws: Arc<AwsContext>,
-    /// `[firehose]`, when configured.
-    #[allow(dead_code)]
-    firehose: Option<crate::config::FirehoseConfig>,
 }
 
 /// One flow log's share of the spool (`flowlog status`).
@@ -152,6 +156,10 @@ impl Delivery {
             Some(c) => CwlSink::Remote(Box::new(RemoteCwl::new(ctx.clone(), c))),
             None => CwlSink::Local(Mutex::new(LocalLogs::open(data_dir)?)),
         };
+        let firehose = services
+            .firehose
+            .as_ref()
+            .map(|c| Arc::new(fh::RemoteFirehose::new(ctx.clone(), c)) as Arc<dyn PutRecords>);
         let lanes = Arc::new(tokio::sync::Semaphore::new(
             cfg.max_concurrent_deliveries.max(1),
         ));
@@ -169,6 +177,9 @@ impl Delivery {
                 live: RwLock::new(None),
                 s3,
                 cwl,
+                firehose_sink: RwLock::new(firehose),
+                firehose_limits: fh::batch::Limits::default(),
+                firehose_retry: fh::RetryPolicy::default(),
                 metrics,
                 status: StatusTracker::new(listener),
                 backoff: Mutex::new(HashMap::new()),
@@ -177,9 +188,19 @@ impl Delivery {
                 in_flight: Mutex::new(Default::default()),
                 lanes,
                 aws: ctx,
-                firehose: services.firehose.clone(),
             }),
         })
+    }
+
+    /// Replaces the Kinesis Data Firehose transport (tests: a scripted stand-in). Without one
+    /// (no `[firehose]` section) Firehose flow logs stay FAILED and their records stay spooled.
+    pub fn set_firehose(&self, sink: Arc<dyn PutRecords>) {
+        *self
+            .inner
+            .firehose_sink
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(sink);
+        self.inner.notify.notify_one();
     }
 
     /// Replaces the active targets: (ENI id, flow log covering it).
@@ -250,7 +271,7 @@ impl Delivery {
                         std::slice::from_ref(&s.target.flow_log_id),
                         total - p.written,
                         &p.error,
-                        true,
+                        Sink::S3,
                     );
                     first_err = first_err.or(Some(p.error));
                     p.written
@@ -263,13 +284,33 @@ impl Delivery {
             match spool.push_cwl(c) {
                 Ok(()) => sum.cwl_events += total,
                 Err(e) => {
-                    self.write_failed(&c.flow_log_ids, total, &e, false);
+                    self.write_failed(&c.flow_log_ids, total, &e, Sink::Cwl);
                     first_err = first_err.or(Some(e));
                 }
             }
         }
+        for f in &routed.firehose {
+            let total = f.lines.len() as u64;
+            let written = match spool.push_firehose(f) {
+                Ok(()) => total,
+                Err(p) => {
+                    self.write_failed(
+                        std::slice::from_ref(&f.target.flow_log_id),
+                        total - p.written,
+                        &p.error,
+                        Sink::Firehose,
+                    );
+                    first_err = first_err.or(Some(p.error));
+                    p.written
+                }
+            };
+            sum.firehose_records += written;
+        }
         m.s3.records_received.fetch_add(sum.s3_records, Relaxed);
         m.cwl.records_received.fetch_add(sum.cwl_events, Relaxed);
+        m.firehose
+            .records_received
+            .fetch_add(sum.firehose_records, Relaxed);
         sum.dropped_windows = self.enforce_bound(&mut spool)?;
         drop(spool);
         self.inner.notify.notify_one();
@@ -280,7 +321,7 @@ impl Delivery {
     }
 
     /// Accounts for records the spool could not store.
-    fn write_failed(&self, flow_log_ids: &[String], records: u64, e: &DeliveryError, s3: bool) {
+    fn write_failed(&self, flow_log_ids: &[String], records: u64, e: &DeliveryError, sink: Sink) {
         if records == 0 {
             return;
         }
@@ -289,11 +330,7 @@ impl Delivery {
         const EDQUOT: i32 = 122;
         let disk_full = matches!(e, DeliveryError::Io(io)
             if matches!(io.raw_os_error(), Some(ENOSPC) | Some(EDQUOT)));
-        let m = if s3 {
-            &self.inner.metrics.s3
-        } else {
-            &self.inner.metrics.cwl
-        };
+        let m = self.inner.metrics.sink(sink);
         if disk_full {
             m.dropped_disk_full.fetch_add(records, Relaxed);
         } else {
@@ -319,9 +356,12 @@ impl Delivery {
             );
             let m = &self.inner.metrics;
             m.s3.dropped_spool_full.fetch_add(r.s3_records, Relaxed);
+            m.firehose
+                .dropped_spool_full
+                .fetch_add(r.firehose_records, Relaxed);
             m.cwl
                 .dropped_spool_full
-                .fetch_add(r.records - r.s3_records, Relaxed);
+                .fetch_add(r.records - r.s3_records - r.firehose_records, Relaxed);
             self.inner.status.dropped(r);
         }
         self.update_gauges(spool);
@@ -375,11 +415,7 @@ impl Delivery {
                 let mut spool = lock(&self.inner.spool);
                 spool.complete(&u.name)?;
                 self.update_gauges(&spool);
-                let m = if u.meta.is_s3() {
-                    &self.inner.metrics.s3
-                } else {
-                    &self.inner.metrics.cwl
-                };
+                let m = self.inner.metrics.sink(u.meta.sink());
                 m.dropped_flow_log_deleted
                     .fetch_add(u.meta.records(), Relaxed);
                 tracing::info!(flow_log_ids = ?ids, records = u.meta.records(), "flow log deleted: its spooled records are dropped");
@@ -447,11 +483,7 @@ impl Delivery {
                 Err(e) => {
                     let kind = e.kind();
                     tracing::warn!(error = %e, destination = %dest, unit = %u.name, "delivery failed, will retry");
-                    let sink = if u.meta.is_s3() {
-                        &self.inner.metrics.s3
-                    } else {
-                        &self.inner.metrics.cwl
-                    };
+                    let sink = self.inner.metrics.sink(u.meta.sink());
                     sink.retries.fetch_add(1, Relaxed);
                     sink.failed(kind);
                     self.back_off(&dest, kind);
@@ -522,6 +554,49 @@ impl Delivery {
                 let fl = flow_log_ids.first().map(String::as_str).unwrap_or("");
                 self.deliver_cwl(&path, &u.name, &role_arn, fl, &stream, &events)
                     .await
+            }
+            (
+                UnitMeta::Firehose {
+                    flow_log_id,
+                    stream_name,
+                    region,
+                    account,
+                    role_arn,
+                    cross_account_role,
+                    ..
+                },
+                Payload::Firehose(lines),
+            ) => {
+                let sink = self
+                    .inner
+                    .firehose_sink
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let Some(sink) = sink else {
+                    return Err(DeliveryError::Config(format!(
+                        "flow log {flow_log_id} delivers to Kinesis Data Firehose stream {stream_name}, \
+                         but the configuration has no [firehose] section (there is no embedded Firehose)"
+                    )));
+                };
+                let to = fh::StreamRef {
+                    flow_log_id,
+                    stream_name,
+                    region,
+                    account,
+                    role_arn,
+                    cross_account_role,
+                };
+                fh::deliver_unit(
+                    &path,
+                    &to,
+                    &lines,
+                    sink.as_ref(),
+                    &self.inner.firehose_limits,
+                    &self.inner.firehose_retry,
+                    &self.inner.metrics.firehose,
+                )
+                .await
             }
             _ => Err(DeliveryError::Rejected(format!(
                 "unit {} has a mismatched payload",

@@ -7,15 +7,17 @@
 //!   window: one JSON [`SegmentMeta`] line, then record lines. Appended and fdatasync'ed on
 //!   every submit; a torn last line after a crash is cut off on recovery.
 //! - `ready/<window>.<batch>.unit`: a sealed delivery unit: one JSON [`UnitMeta`] line, then
-//!   the payload (S3: the gzip object; CWL: JSON array of events). Written to a temp file,
+//!   the payload (S3: the gzip object; CWL: JSON array of events; Firehose: the record lines,
+//!   each ending in `\n`). Written to a temp file,
 //!   fsynced and renamed, so a unit is either whole or absent. Its name derives from the batch
 //!   id, so re-sealing a segment after a crash replaces the same unit and the same S3 key.
-//! - `ready/<window>.<batch>.progress`: events of a CWL unit already acknowledged.
+//! - `ready/<window>.<batch>.progress`: events of a CWL unit, or records of a Firehose unit,
+//!   already acknowledged (a prefix count; written durably before the next request).
 //!
 //! Bound: when open + ready bytes exceed `spool_max_bytes`, the oldest window is dropped and
 //! returned as [`DropReport`]s; the caller counts and reports them.
 
-use crate::router::{CwlEvents, Event, S3Lines, StreamKey};
+use crate::router::{CwlEvents, Event, FirehoseLines, S3Lines, StreamKey};
 use crate::s3::ObjectName;
 use crate::status::DropReport;
 use crate::DeliveryError;
@@ -61,26 +63,59 @@ pub enum UnitMeta {
         window_start: u64,
         records: u64,
     },
+    /// One flow log's records of one window for a Firehose delivery stream.
+    Firehose {
+        flow_log_id: String,
+        stream_name: String,
+        region: String,
+        account: String,
+        #[serde(default)]
+        role_arn: Option<String>,
+        #[serde(default)]
+        cross_account_role: Option<String>,
+        window_start: u64,
+        records: u64,
+    },
+}
+
+/// The sink a unit goes to (selects its metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    S3,
+    Cwl,
+    Firehose,
 }
 
 impl UnitMeta {
+    pub fn sink(&self) -> Sink {
+        match self {
+            UnitMeta::S3 { .. } => Sink::S3,
+            UnitMeta::Cwl { .. } => Sink::Cwl,
+            UnitMeta::Firehose { .. } => Sink::Firehose,
+        }
+    }
     pub fn flow_log_ids(&self) -> Vec<String> {
         match self {
             UnitMeta::S3 { flow_log_id, .. } => vec![flow_log_id.clone()],
             UnitMeta::Cwl { flow_log_ids, .. } => flow_log_ids.clone(),
+            UnitMeta::Firehose { flow_log_id, .. } => vec![flow_log_id.clone()],
         }
     }
     pub fn records(&self) -> u64 {
         match self {
-            UnitMeta::S3 { records, .. } | UnitMeta::Cwl { records, .. } => *records,
+            UnitMeta::S3 { records, .. }
+            | UnitMeta::Cwl { records, .. }
+            | UnitMeta::Firehose { records, .. } => *records,
         }
     }
     pub fn window_start(&self) -> u64 {
         match self {
-            UnitMeta::S3 { window_start, .. } | UnitMeta::Cwl { window_start, .. } => *window_start,
+            UnitMeta::S3 { window_start, .. }
+            | UnitMeta::Cwl { window_start, .. }
+            | UnitMeta::Firehose { window_start, .. } => *window_start,
         }
     }
-    /// Retries back off per destination: one bucket or one log group.
+    /// Retries back off per destination: one bucket, one log group or one delivery stream.
     pub fn destination(&self) -> String {
         match self {
             UnitMeta::S3 { bucket, .. } => format!("s3:{bucket}"),
@@ -88,6 +123,12 @@ impl UnitMeta {
                 "cwl:{}:{}:{}",
                 stream.account_id, stream.region, stream.group
             ),
+            UnitMeta::Firehose {
+                stream_name,
+                region,
+                account,
+                ..
+            } => format!("firehose:{account}:{region}:{stream_name}"),
         }
     }
     /// What is delivered in order, one unit at a time: a bucket, or one CloudWatch Logs
@@ -98,10 +139,12 @@ impl UnitMeta {
             UnitMeta::Cwl { stream, .. } => {
                 format!("{}:{}", self.destination(), stream.stream)
             }
+            // One lane per delivery stream: `firehose:<account>:<region>:<name>`.
+            UnitMeta::Firehose { .. } => self.destination(),
         }
     }
     pub fn is_s3(&self) -> bool {
-        matches!(self, UnitMeta::S3 { .. })
+        self.sink() == Sink::S3
     }
 }
 
@@ -548,6 +591,54 @@ impl Spool {
         Ok(())
     }
 
+    /// Stores one Firehose flow log's lines as one ready unit per window (by record `end`).
+    /// Durable on return; `PartialWrite` tells how many lines were stored before a failure.
+    pub fn push_firehose(&mut self, f: &FirehoseLines) -> Result<(), PartialWrite> {
+        let t = &f.target;
+        let crate::target::Destination::Firehose {
+            stream_name,
+            region,
+            account,
+            role_arn,
+            cross_account_role,
+        } = &t.destination
+        else {
+            return Ok(());
+        };
+        let window = self.limits.window_secs.max(1);
+        let mut by_window: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+        for (end, line) in &f.lines {
+            by_window.entry(end - end % window).or_default().push(line);
+        }
+        let mut written = 0u64;
+        for (window_start, lines) in by_window {
+            let meta = UnitMeta::Firehose {
+                flow_log_id: t.flow_log_id.clone(),
+                stream_name: stream_name.clone(),
+                region: region.clone(),
+                account: account.clone(),
+                role_arn: role_arn.clone(),
+                cross_account_role: cross_account_role.clone(),
+                window_start,
+                records: lines.len() as u64,
+            };
+            let name = format!("{:012}.{}", window_start, new_batch_id());
+            let bytes = self
+                .write_unit(&name, &meta, |w| {
+                    for l in &lines {
+                        w.write_all(l.as_bytes())?;
+                        w.write_all(b"\n")?;
+                    }
+                    Ok(())
+                })
+                .map_err(|error| PartialWrite { written, error })?;
+            written += lines.len() as u64;
+            self.ready
+                .insert(name.clone(), UnitInfo { name, meta, bytes });
+        }
+        Ok(())
+    }
+
     /// Seals segments whose window ended at least `grace` seconds before `now`.
     pub fn seal_due(&mut self, now: u64, grace: u64) -> Result<usize, DeliveryError> {
         let window = self.limits.window_secs.max(1);
@@ -614,12 +705,14 @@ impl Spool {
                     .map(|u| u.name.clone())
                     .collect();
                 let mut ids = Vec::new();
-                let (mut records, mut s3_records, mut bytes) = (0, 0, 0);
+                let (mut records, mut s3_records, mut firehose_records, mut bytes) = (0, 0, 0, 0);
                 for n in names {
                     if let Some(u) = self.ready.get(&n).cloned() {
                         records += u.meta.records();
-                        if u.meta.is_s3() {
-                            s3_records += u.meta.records();
+                        match u.meta.sink() {
+                            Sink::S3 => s3_records += u.meta.records(),
+                            Sink::Firehose => firehose_records += u.meta.records(),
+                            Sink::Cwl => {}
                         }
                         bytes += u.bytes;
                         ids.extend(u.meta.flow_log_ids());
@@ -633,6 +726,7 @@ impl Spool {
                     window_start: oldest,
                     records,
                     s3_records,
+                    firehose_records,
                     bytes,
                 });
             } else if let Some(k) = self.open.keys().min_by_key(|(_, w)| *w).cloned() {
@@ -643,6 +737,7 @@ impl Spool {
                     window_start: seg.meta.window_start,
                     records: seg.records,
                     s3_records: seg.records,
+                    firehose_records: 0,
                     bytes: seg.bytes,
                 });
             } else {
@@ -657,6 +752,8 @@ impl Spool {
 pub enum Payload {
     S3(Vec<u8>),
     Cwl(Vec<Event>),
+    /// Record lines without their `\n`.
+    Firehose(Vec<String>),
 }
 
 /// Reads a unit's payload (outside the spool lock: sealed units never change).
@@ -676,11 +773,16 @@ pub fn read_payload(path: &Path) -> Result<(UnitMeta, Payload), DeliveryError> {
             ev.sort();
             Payload::Cwl(ev)
         }
+        UnitMeta::Firehose { .. } => {
+            let text = String::from_utf8(body)
+                .map_err(|e| DeliveryError::Rejected(format!("corrupt unit: {e}")))?;
+            Payload::Firehose(text.lines().map(str::to_string).collect())
+        }
     };
     Ok((meta, payload))
 }
 
-/// Acknowledged event count of a CWL unit.
+/// Acknowledged event count of a CWL unit, or record count of a Firehose unit.
 pub fn read_progress(unit_path: &Path) -> usize {
     fs::read_to_string(unit_path.with_extension("progress"))
         .ok()

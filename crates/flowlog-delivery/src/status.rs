@@ -14,8 +14,10 @@ pub struct DropReport {
     /// Unix seconds of the dropped window's start.
     pub window_start: u64,
     pub records: u64,
-    /// Of `records`, how many were bound for S3 (the rest for CloudWatch Logs).
+    /// Of `records`, how many were bound for S3 and how many for Firehose (the rest for
+    /// CloudWatch Logs).
     pub s3_records: u64,
+    pub firehose_records: u64,
     pub bytes: u64,
 }
 

@@ -12,6 +12,15 @@ pub enum Destination {
     S3 { bucket: String, prefix: String },
     /// CloudWatch Logs group and the role (`DeliverLogsPermissionArn`) to deliver as.
     CloudWatchLogs { group: String, role_arn: String },
+    /// A Kinesis Data Firehose delivery stream, with `DeliverLogsPermissionArn` (`role_arn`,
+    /// assumed to deliver across accounts) and `DeliverCrossAccountRole` when the flow log has them.
+    Firehose {
+        stream_name: String,
+        region: String,
+        account: String,
+        role_arn: Option<String>,
+        cross_account_role: Option<String>,
+    },
 }
 
 /// One active flow log as delivery needs it.
@@ -35,6 +44,8 @@ pub enum TargetError {
     NotS3Arn(String),
     #[error("LogDestination must be the ARN of a CloudWatch Logs log group: {0}")]
     NotLogGroupArn(String),
+    #[error("LogDestination must be the ARN of a Kinesis Data Firehose delivery stream: {0}")]
+    NotFirehoseArn(String),
 }
 
 impl Destination {
@@ -63,6 +74,25 @@ impl Destination {
             return Err(err());
         }
         Ok(name.to_string())
+    }
+
+    /// `arn:<partition>:firehose:<region>:<account>:deliverystream/<name>` (or `...:deliverystream:<name>`)
+    /// with the flow log's roles → a Firehose destination (the API's parser,
+    /// `flowlog_model::resources::parse_firehose_arn`).
+    pub fn firehose_from_arn(
+        arn: &str,
+        role_arn: Option<&str>,
+        cross_account_role: Option<&str>,
+    ) -> Result<Destination, TargetError> {
+        let s = flowlog_model::resources::parse_firehose_arn(arn)
+            .ok_or_else(|| TargetError::NotFirehoseArn(arn.to_string()))?;
+        Ok(Destination::Firehose {
+            stream_name: s.name,
+            region: s.region,
+            account: s.account,
+            role_arn: role_arn.map(str::to_string),
+            cross_account_role: cross_account_role.map(str::to_string),
+        })
     }
 }
 
@@ -95,6 +125,37 @@ mod tests {
         );
         assert!(Destination::s3_from_arn("b1").is_err());
         assert!(Destination::s3_from_arn("arn:aws:s3:::").is_err());
+    }
+
+    #[test]
+    fn firehose_arns() {
+        let want = Destination::Firehose {
+            stream_name: "s-1".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
+            cross_account_role: None,
+        };
+        for arn in [
+            "arn:aws:firehose:eu-west-1:123456789012:deliverystream/s-1",
+            "arn:aws:firehose:eu-west-1:123456789012:deliverystream:s-1",
+        ] {
+            assert_eq!(
+                Destination::firehose_from_arn(arn, Some("arn:aws:iam::123456789012:role/r"), None)
+                    .unwrap(),
+                want
+            );
+        }
+        assert_eq!(
+            Destination::firehose_from_arn("arn:aws:s3:::b", None, None),
+            Err(TargetError::NotFirehoseArn("arn:aws:s3:::b".into()))
+        );
+        assert!(Destination::firehose_from_arn(
+            "arn:aws:firehose:eu-west-1:123456789012:deliverystream/",
+            None,
+            None
+        )
+        .is_err());
     }
 
     #[test]

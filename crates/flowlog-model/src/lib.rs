@@ -12,6 +12,7 @@ pub mod types;
 pub use ids::{IdKind, ResourceId};
 pub use record::{Action, FlowRecord, LogStatus};
 pub use resources::{
-    Destination, DestinationOptions, FileFormat, FlowLog, NetworkInterface, Subnet, Tags, Vpc,
+    Destination, DestinationOptions, FileFormat, FirehoseStream, FlowLog, NetworkInterface, Subnet,
+    Tags, Vpc,
 };
 pub use types::{DeliverStatus, LogDestinationType, ResourceType, TrafficType};

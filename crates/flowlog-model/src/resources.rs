@@ -65,6 +65,58 @@ pub enum Destination {
         arn: Option<String>,
         role_arn: String,
     },
+    /// A Kinesis Data Firehose delivery stream (`LogDestinationType=kinesis-data-firehose`).
+    Firehose {
+        /// The ARN exactly as given.
+        arn: String,
+        stream: FirehoseStream,
+        /// `DeliverLogsPermissionArn`: required across accounts, optional otherwise.
+        role_arn: Option<String>,
+        /// `DeliverCrossAccountRole`: only across accounts.
+        cross_account_role: Option<String>,
+    },
+}
+
+/// The parts of a delivery-stream ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FirehoseStream {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+    pub name: String,
+}
+
+/// `arn:<partition>:firehose:<region>:<account>:deliverystream/<name>` (the form AWS gives
+/// out) or `...:deliverystream:<name>` (the form the EC2 API reference spells). The name is
+/// 1 to 64 characters of letters, digits, `_`, `.`, `-`; the account 12 digits.
+pub fn parse_firehose_arn(arn: &str) -> Option<FirehoseStream> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6
+        || parts[0] != "arn"
+        || !parts[1].starts_with("aws")
+        || parts[2] != "firehose"
+    {
+        return None;
+    }
+    let (region, account, resource) = (parts[3], parts[4], parts[5]);
+    let name = resource
+        .strip_prefix("deliverystream/")
+        .or_else(|| resource.strip_prefix("deliverystream:"))?;
+    let region_ok = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let name_ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    (region_ok && account_ok && name_ok).then(|| FirehoseStream {
+        partition: parts[1].to_string(),
+        region: region.to_string(),
+        account: account.to_string(),
+        name: name.to_string(),
+    })
 }
 
 /// `arn:<partition>:s3:::<bucket>[/<prefix>[/]]` → (bucket, prefix without edge slashes).
@@ -98,15 +150,23 @@ impl Destination {
         match self {
             Destination::S3 { .. } => LogDestinationType::S3,
             Destination::CloudWatchLogs { .. } => LogDestinationType::CloudWatchLogs,
+            Destination::Firehose { .. } => LogDestinationType::KinesisDataFirehose,
         }
     }
 
     /// The value compared for `FlowLogAlreadyExists` (spec §14 Q2): the group name for CWL,
-    /// the bucket ARN with its subfolder for S3 (trailing `/` normalised).
+    /// the bucket ARN with its subfolder for S3 (trailing `/` normalised), the stream's account,
+    /// region and name for Firehose (both ARN spellings name one stream).
     pub fn duplicate_key(&self) -> String {
         match self {
             Destination::S3 { bucket, prefix, .. } => format!("s3:{bucket}/{prefix}"),
             Destination::CloudWatchLogs { group, .. } => format!("cwl:{group}"),
+            Destination::Firehose { stream, .. } => {
+                format!(
+                    "firehose:{}:{}:{}",
+                    stream.region, stream.account, stream.name
+                )
+            }
         }
     }
 
@@ -115,12 +175,13 @@ impl Destination {
         match self {
             Destination::S3 { arn, .. } => Some(arn),
             Destination::CloudWatchLogs { arn, .. } => arn.as_deref(),
+            Destination::Firehose { arn, .. } => Some(arn),
         }
     }
 
     pub fn log_group_name(&self) -> Option<&str> {
         match self {
-            Destination::S3 { .. } => None,
+            Destination::S3 { .. } | Destination::Firehose { .. } => None,
             Destination::CloudWatchLogs { group, .. } => Some(group),
         }
     }
@@ -129,6 +190,17 @@ impl Destination {
         match self {
             Destination::S3 { .. } => None,
             Destination::CloudWatchLogs { role_arn, .. } => Some(role_arn),
+            Destination::Firehose { role_arn, .. } => role_arn.as_deref(),
+        }
+    }
+
+    /// `DeliverCrossAccountRole` (Firehose only).
+    pub fn cross_account_role(&self) -> Option<&str> {
+        match self {
+            Destination::Firehose {
+                cross_account_role, ..
+            } => cross_account_role.as_deref(),
+            _ => None,
         }
     }
 }
@@ -215,7 +287,46 @@ impl DestinationOptions {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_s3_arn, DestinationOptions, FileFormat};
+    use super::{parse_firehose_arn, parse_s3_arn, DestinationOptions, FileFormat};
+
+    #[test]
+    fn firehose_arns() {
+        let s =
+            parse_firehose_arn("arn:aws:firehose:us-east-1:123456789012:deliverystream/my-stream")
+                .unwrap();
+        assert_eq!(
+            (
+                s.partition.as_str(),
+                s.region.as_str(),
+                s.account.as_str(),
+                s.name.as_str()
+            ),
+            ("aws", "us-east-1", "123456789012", "my-stream")
+        );
+        let colon =
+            parse_firehose_arn("arn:aws-cn:firehose:cn-north-1:123456789012:deliverystream:a.b_c")
+                .unwrap();
+        assert_eq!(colon.partition, "aws-cn");
+        assert_eq!(colon.name, "a.b_c");
+        for bad in [
+            "my-stream",
+            "arn:aws:firehose:us-east-1:123456789012:deliverystream/",
+            "arn:aws:firehose:us-east-1:123456789012:stream/x",
+            "arn:aws:kinesis:us-east-1:123456789012:deliverystream/x",
+            "arn:aws:firehose:us-east-1:12345:deliverystream/x",
+            "arn:aws:firehose::123456789012:deliverystream/x",
+            "arn:aws:firehose:us-east-1:123456789012:deliverystream/a/b",
+            "arn:aws:firehose:us-east-1:123456789012:deliverystream/a:b",
+            "arn:foo:firehose:us-east-1:123456789012:deliverystream/x",
+        ] {
+            assert_eq!(parse_firehose_arn(bad), None, "{bad}");
+        }
+        let long = format!(
+            "arn:aws:firehose:us-east-1:123456789012:deliverystream/{}",
+            "x".repeat(65)
+        );
+        assert_eq!(parse_firehose_arn(&long), None);
+    }
 
     #[test]
     fn destination_options_round_trip() {

@@ -39,7 +39,11 @@ wire_enum!(
 
 wire_enum!(
     /// Where a flow log publishes.
-    LogDestinationType { CloudWatchLogs => "cloud-watch-logs", S3 => "s3" }
+    LogDestinationType {
+        CloudWatchLogs => "cloud-watch-logs",
+        S3 => "s3",
+        KinesisDataFirehose => "kinesis-data-firehose",
+    }
 );
 
 wire_enum!(

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         "change counter; enis.host with its index for host_view; account indexes",
     ),
+    (4, "flow_logs.deliver_cross_account_role (Firehose)"),
 ];
 
 pub fn latest() -> i64 {
@@ -43,6 +44,9 @@ fn step(c: &Connection, version: i64) -> Result<()> {
         1 => c.execute_batch(SCHEMA)?,
         2 => add_columns(c)?,
         3 => c.execute_batch(MIGRATION_3)?,
+        4 => {
+            c.execute_batch("ALTER TABLE flow_logs ADD COLUMN deliver_cross_account_role TEXT;")?
+        }
         v => return Err(StoreError::Corrupt(format!("no migration step {v}"))),
     }
     Ok(())

@@ -61,6 +61,7 @@ suite!(
     register_upserts_and_keeps_user_tags,
     register_and_status_stay_inside_the_account,
     issue12_columns_round_trip,
+    firehose_flow_logs_round_trip,
     host_view_and_eni_hosts,
     change_version_moves_with_writes_only,
     replicas_agree_on_tokens_duplicates_limits_and_addresses,
@@ -492,6 +493,88 @@ fn issue12_columns_round_trip(b: &dyn Backend) {
     );
 }
 
+fn firehose(arn: &str, role: Option<&str>, cross: Option<&str>) -> Destination {
+    Destination::Firehose {
+        arn: arn.into(),
+        stream: flowlog_model::resources::parse_firehose_arn(arn).unwrap(),
+        role_arn: role.map(str::to_string),
+        cross_account_role: cross.map(str::to_string),
+    }
+}
+
+/// Firehose flow logs keep their ARN, both roles (or none), and the stream is one
+/// destination whichever ARN spelling names it.
+fn firehose_flow_logs_round_trip(b: &dyn Backend) {
+    let s = b.open();
+    let s = &*s;
+    s.create_vpc(&vpc("vpc-00000001")).unwrap();
+    s.create_vpc(&vpc("vpc-00000002")).unwrap();
+    let cross = firehose(
+        "arn:aws:firehose:us-east-1:210987654321:deliverystream/other",
+        Some("arn:aws:iam::123456789012:role/src"),
+        Some("arn:aws:iam::210987654321:role/dst"),
+    );
+    let same = firehose(
+        "arn:aws:firehose:us-east-1:123456789012:deliverystream/mine",
+        None,
+        None,
+    );
+    let mut a = s3_request(&["vpc-00000001"], "f1");
+    a.destination = cross.clone();
+    let mut b2 = s3_request(&["vpc-00000002"], "f2");
+    b2.destination = same.clone();
+    assert_eq!(s.create_flow_logs(&a).unwrap().flow_log_ids.len(), 1);
+    assert_eq!(s.create_flow_logs(&b2).unwrap().flow_log_ids.len(), 1);
+    let mut got: Vec<_> = s
+        .all_flow_logs()
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.resource_id, f.destination))
+        .collect();
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        got,
+        vec![
+            ("vpc-00000001".to_string(), cross.clone()),
+            ("vpc-00000002".to_string(), same)
+        ]
+    );
+    assert_eq!(
+        cross.cross_account_role(),
+        Some("arn:aws:iam::210987654321:role/dst")
+    );
+    // The other spelling of the same stream is a duplicate.
+    let mut dup = s3_request(&["vpc-00000002"], "f3");
+    dup.destination = firehose(
+        "arn:aws:firehose:us-east-1:123456789012:deliverystream:mine",
+        None,
+        None,
+    );
+    assert_eq!(
+        s.create_flow_logs(&dup).unwrap().unsuccessful[0].code,
+        "FlowLogAlreadyExists"
+    );
+    let page = s
+        .describe_flow_logs(&FlowLogQuery {
+            account_id: ACCT.into(),
+            conditions: vec![(
+                FlowLogField::LogDestinationType,
+                vec!["kinesis-data-firehose".into()],
+            )],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.flow_logs.len(), 2);
+    let page = s
+        .describe_flow_logs(&FlowLogQuery {
+            account_id: ACCT.into(),
+            conditions: vec![(FlowLogField::LogDestinationType, vec!["s3".into()])],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(page.flow_logs.is_empty());
+}
+
 #[test]
 fn a_layout_1_database_opens_and_gains_the_new_columns() {
     let dir = tempfile::tempdir().unwrap();
@@ -883,7 +966,7 @@ fn a_version_2_database_migrates_to_the_latest() {
     let (s, applied) = SqliteStore::open_reporting(&path).unwrap();
     assert_eq!(
         applied.iter().map(|a| a.0).collect::<Vec<_>>(),
-        vec![3],
+        vec![3, 4],
         "only what version 2 lacked"
     );
     assert_eq!(s.host_view(ACCT, "h1").unwrap().enis.len(), 1);
@@ -900,7 +983,7 @@ fn a_version_2_database_migrates_to_the_latest() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
 }
 
 #[test]

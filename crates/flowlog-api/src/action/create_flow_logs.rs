@@ -3,7 +3,7 @@
 //! per-resource outcomes of §3.5, decided inside one store transaction.
 
 use flowlog_model::record::{Field, RecordFormat};
-use flowlog_model::resources::parse_s3_arn;
+use flowlog_model::resources::{parse_firehose_arn, parse_s3_arn};
 use flowlog_model::{
     Destination, DestinationOptions, FileFormat, LogDestinationType, ResourceType, TrafficType,
 };
@@ -19,6 +19,7 @@ const MAX_RESOURCE_IDS: usize = 1000;
 const SCHEMA: &[&str] = &[
     "ClientToken",
     "DeliverLogsPermissionArn",
+    "DeliverCrossAccountRole",
     "LogGroupName",
     "ResourceId.N",
     "ResourceType",
@@ -120,7 +121,7 @@ fn parse(ctx: &Ctx<'_>) -> Result<NewFlowLogs, ApiError> {
             ApiError::invalid_value(
                 "LogDestinationType",
                 v,
-                "Valid values are cloud-watch-logs and s3.",
+                "Valid values are cloud-watch-logs, s3 and kinesis-data-firehose.",
             )
         })?,
     };
@@ -193,12 +194,14 @@ fn parse(ctx: &Ctx<'_>) -> Result<NewFlowLogs, ApiError> {
     })
 }
 
-/// Rules 9-16 of spec §3.1, with rule 13 (both given) checked first as real AWS does.
+/// Rules 9-16 of spec §3.1, with rule 13 (both given) checked first as real AWS does, and
+/// the Firehose rules of §12 (see [`firehose_destination`]).
 fn destination(ctx: &Ctx<'_>, kind: LogDestinationType) -> Result<Destination, ApiError> {
     let p = ctx.params;
     let group = p.optional("LogGroupName");
     let dest = p.optional("LogDestination");
     let role = p.optional("DeliverLogsPermissionArn");
+    let cross_role = p.optional("DeliverCrossAccountRole");
     if group.is_some() && dest.is_some() {
         return Err(ApiError::invalid_parameter(
             "Please only provide LogGroupName or only provide LogDestination.",
@@ -219,6 +222,11 @@ fn destination(ctx: &Ctx<'_>, kind: LogDestinationType) -> Result<Destination, A
             if role.is_some() {
                 return Err(ApiError::invalid_parameter(
                     "DeliverLogsPermissionArn is not applicable for s3 delivery",
+                ));
+            }
+            if cross_role.is_some() {
+                return Err(ApiError::invalid_parameter(
+                    "DeliverCrossAccountRole is not applicable for s3 delivery",
                 ));
             }
             let arn = dest.unwrap_or_default();
@@ -242,10 +250,11 @@ fn destination(ctx: &Ctx<'_>, kind: LogDestinationType) -> Result<Destination, A
             let role = role.ok_or_else(|| {
                 ApiError::invalid_parameter("DeliverLogsPermissionArn can't be empty if LogDestinationType is cloud-watch-logs.")
             })?;
-            if !valid_role_arn(role) {
-                return Err(ApiError::invalid_parameter(format!(
-                    "DeliverLogsPermissionArn: {role} is not a valid IAM role ARN (arn:aws:iam::<account>:role/<name>)."
-                )));
+            check_role_arn("DeliverLogsPermissionArn", role)?;
+            if cross_role.is_some() {
+                return Err(ApiError::invalid_parameter(
+                    "DeliverCrossAccountRole is not applicable for cloud-watch-logs delivery",
+                ));
             }
             let (group, arn) = match (group, dest) {
                 (Some(g), _) => (g.to_string(), None),
@@ -263,6 +272,75 @@ fn destination(ctx: &Ctx<'_>, kind: LogDestinationType) -> Result<Destination, A
                 role_arn: role.to_string(),
             })
         }
+        LogDestinationType::KinesisDataFirehose => {
+            if group.is_some() {
+                return Err(ApiError::invalid_parameter(
+                    "LogDestination type must be cloud-watch-logs if LogGroupName is provided.",
+                ));
+            }
+            firehose_destination(ctx, dest.unwrap_or_default(), role, cross_role)
+        }
+    }
+}
+
+/// `kinesis-data-firehose` (spec §12): `LogDestination` is a delivery-stream ARN in the
+/// caller's region. A stream in the caller's account needs no role (`DeliverLogsPermissionArn`
+/// optional, `DeliverCrossAccountRole` refused); a stream in another account needs both.
+fn firehose_destination(
+    ctx: &Ctx<'_>,
+    arn: &str,
+    role: Option<&str>,
+    cross_role: Option<&str>,
+) -> Result<Destination, ApiError> {
+    let stream = parse_firehose_arn(arn).ok_or_else(|| {
+        ApiError::invalid_parameter(format!(
+            "LogDestination: {arn} is not a valid Kinesis Data Firehose delivery stream ARN. Expected arn:aws:firehose:<region>:<account>:deliverystream/<name>."
+        ))
+    })?;
+    if stream.region != ctx.api.config.region {
+        return Err(ApiError::invalid_parameter(
+            "LogDestination must be in the same region as the API caller.",
+        ));
+    }
+    if let Some(role) = role {
+        check_role_arn("DeliverLogsPermissionArn", role)?;
+    }
+    if let Some(cross) = cross_role {
+        check_role_arn("DeliverCrossAccountRole", cross)?;
+    }
+    if stream.account == ctx.account() {
+        if cross_role.is_some() {
+            return Err(ApiError::invalid_parameter(
+                "DeliverCrossAccountRole is only applicable when the delivery stream is in another account.",
+            ));
+        }
+    } else {
+        if role.is_none() {
+            return Err(ApiError::invalid_parameter(
+                "DeliverLogsPermissionArn can't be empty if LogDestinationType is kinesis-data-firehose and the delivery stream is in another account.",
+            ));
+        }
+        if cross_role.is_none() {
+            return Err(ApiError::invalid_parameter(
+                "DeliverCrossAccountRole can't be empty if the delivery stream is in another account.",
+            ));
+        }
+    }
+    Ok(Destination::Firehose {
+        arn: arn.to_string(),
+        stream,
+        role_arn: role.map(str::to_string),
+        cross_account_role: cross_role.map(str::to_string),
+    })
+}
+
+fn check_role_arn(member: &str, role: &str) -> Result<(), ApiError> {
+    if valid_role_arn(role) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_parameter(format!(
+            "{member}: {role} is not a valid IAM role ARN (arn:aws:iam::<account>:role/<name>)."
+        )))
     }
 }
 

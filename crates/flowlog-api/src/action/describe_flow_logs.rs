@@ -97,6 +97,10 @@ fn write_flow_log(x: &mut Xml, f: &FlowLog) {
     if let Some(m) = f.max_aggregation_interval {
         x.num("maxAggregationInterval", m);
     }
+    x.leaf_opt(
+        "deliverCrossAccountRole",
+        f.destination.cross_account_role(),
+    );
     if let flowlog_model::Destination::S3 { .. } = f.destination {
         // S3 flow logs made before DestinationOptions existed report the defaults, as AWS does.
         let o = f.destination_options.unwrap_or_default();

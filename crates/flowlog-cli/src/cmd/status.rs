@@ -59,6 +59,7 @@ fn destination(d: &flowlog_model::Destination) -> String {
         }
         flowlog_model::Destination::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}/"),
         flowlog_model::Destination::CloudWatchLogs { group, .. } => format!("logs:{group}"),
+        flowlog_model::Destination::Firehose { stream, .. } => format!("firehose:{}", stream.name),
     }
 }
 

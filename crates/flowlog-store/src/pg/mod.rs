@@ -477,7 +477,7 @@ async fn delete_flow_logs_of(tx: &Transaction<'_>, account: &str, resource_id: &
 
 const FLOW_LOG_COLUMNS: &str = "seq, id, account, resource_id, resource_type, traffic_type, dest_type, \
     log_destination, log_group_name, role_arn, s3_bucket, s3_prefix, log_format, max_agg, created_ms, \
-    deliver_status, deliver_error, dest_options";
+    deliver_status, deliver_error, dest_options, deliver_cross_account_role";
 
 fn flow_log_row(r: &Row) -> Result<(i64, FlowLog)> {
     let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("flow_logs.{what} = {v:?}"));
@@ -497,6 +497,16 @@ fn flow_log_row(r: &Row) -> Result<(i64, FlowLog)> {
                 arn: r.get(7),
                 role_arn: r.get::<_, Option<String>>(9).unwrap_or_default(),
             },
+            LogDestinationType::KinesisDataFirehose => {
+                let arn: String = r.get::<_, Option<String>>(7).unwrap_or_default();
+                Destination::Firehose {
+                    stream: flowlog_model::resources::parse_firehose_arn(&arn)
+                        .ok_or_else(|| corrupt("log_destination", &arn))?,
+                    arn,
+                    role_arn: r.get(9),
+                    cross_account_role: r.get(18),
+                }
+            }
         };
     let dest_options = r
         .get::<_, Option<String>>(17)
@@ -984,8 +994,9 @@ impl Store for PgStore {
                 let max_agg = req.max_aggregation_interval.map(|v| v as i32);
                 let dest_options = req.destination_options.as_ref().map(|o| o.encode());
                 exec(&tx, "INSERT INTO flow_logs(id, account, resource_id, resource_type, traffic_type, dest_type, log_destination, \
-                     log_group_name, role_arn, s3_bucket, s3_prefix, dup_key, log_format, max_agg, created_ms, deliver_status, dest_options) \
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+                     log_group_name, role_arn, s3_bucket, s3_prefix, dup_key, log_format, max_agg, created_ms, deliver_status, dest_options, \
+                     deliver_cross_account_role) \
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
                     &[
                         &id,
                         &req.account_id,
@@ -1004,6 +1015,7 @@ impl Store for PgStore {
                         &req.creation_time_ms,
                         &DeliverStatus::Success.as_str(),
                         &dest_options,
+                        &req.destination.cross_account_role(),
                     ]).await?;
                 insert_tags(&tx, &id, &req.tags).await?;
                 outcome.flow_log_ids.push(id);

@@ -3,10 +3,11 @@
 //! migration: add the next number.
 
 /// `(version, what it does, SQL)`.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "tables of VPCs, subnets, ENIs, tags, flow logs, client tokens; change counter; host index",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "tables of VPCs, subnets, ENIs, tags, flow logs, client tokens; change counter; host index",
+        r#"
 CREATE TABLE vpcs (
     seq BIGSERIAL PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -99,7 +100,13 @@ CREATE TABLE change_version (
 );
 INSERT INTO change_version(one, v) VALUES (TRUE, 1);
 "#,
-)];
+    ),
+    (
+        2,
+        "flow_logs.deliver_cross_account_role (Firehose)",
+        "ALTER TABLE flow_logs ADD COLUMN deliver_cross_account_role TEXT;",
+    ),
+];
 
 /// The newest schema version this binary knows.
 pub fn latest() -> i64 {

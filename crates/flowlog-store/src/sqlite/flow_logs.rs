@@ -65,8 +65,9 @@ pub(super) fn create_flow_logs(store: &SqliteStore, req: &NewFlowLogs) -> Result
             };
             tx.prepare_cached(&format!(
                 "INSERT INTO flow_logs(id, account, resource_id, resource_type, traffic_type, dest_type, log_destination, \
-                 log_group_name, role_arn, s3_bucket, s3_prefix, dup_key, log_format, max_agg, created_ms, deliver_status) \
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,'{}')",
+                 log_group_name, role_arn, s3_bucket, s3_prefix, dup_key, log_format, max_agg, created_ms, deliver_status, \
+                 deliver_cross_account_role) \
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,'{}',?16)",
                 DeliverStatus::Success.as_str()
             ))?
             .execute(params![
@@ -85,6 +86,7 @@ pub(super) fn create_flow_logs(store: &SqliteStore, req: &NewFlowLogs) -> Result
                 req.log_format,
                 req.max_aggregation_interval,
                 req.creation_time_ms,
+                req.destination.cross_account_role(),
             ])?;
             set_destination_options(tx, &id, req.destination_options.as_ref())?;
             insert_tags(tx, &id, &req.tags)?;

@@ -158,7 +158,7 @@ fn delete_flow_logs_of(tx: &Transaction<'_>, account: &str, resource_id: &str) -
 
 const FLOW_LOG_COLUMNS: &str = "seq, id, account, resource_id, resource_type, traffic_type, dest_type, \
     log_destination, log_group_name, role_arn, s3_bucket, s3_prefix, log_format, max_agg, created_ms, \
-    deliver_status, deliver_error, dest_options";
+    deliver_status, deliver_error, dest_options, deliver_cross_account_role";
 
 fn flow_log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, FlowLog)> {
     let corrupt = |i: usize, what: &str| {
@@ -183,6 +183,16 @@ fn flow_log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, FlowLog)> {
             arn: r.get(7)?,
             role_arn: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
         },
+        LogDestinationType::KinesisDataFirehose => {
+            let arn: String = r.get::<_, Option<String>>(7)?.unwrap_or_default();
+            Destination::Firehose {
+                stream: flowlog_model::resources::parse_firehose_arn(&arn)
+                    .ok_or_else(|| corrupt(7, "log_destination"))?,
+                arn,
+                role_arn: r.get(9)?,
+                cross_account_role: r.get(18)?,
+            }
+        }
     };
     Ok((
         r.get(0)?,

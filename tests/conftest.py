@@ -9,6 +9,12 @@ import os
 
 import pytest
 
+# Network safety: flowlog and the AWS SDKs the tests start fall back to the EC2 instance
+# metadata service (169.254.169.254) for credentials and region when nothing else names them.
+# No test may send traffic there, so it is switched off for every process the suite starts; the
+# IMDS tests turn it back on for their own process, pointed at a stand-in on loopback.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use flowlog_agent::remote::RemoteControlPlane;
 use flowlog_agent::{ControlPlane, SyncRequest};
-use flowlog_delivery::sigv4::Credentials;
 use flowlog_inventory::discover::HostInterface;
+use flowlog_sigv4::Credentials;
 
 struct Args {
     url: String,

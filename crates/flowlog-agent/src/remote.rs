@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use flowlog_delivery::sigv4::{self, Credentials};
+use flowlog_sigv4::{self as sigv4, Credentials};
 
 use crate::protocol::{SyncRequest, SyncResponse, SYNC_PATH};
 use crate::ControlPlane;

@@ -35,11 +35,16 @@ pub struct Config {
     /// The listeners: TLS, exposure, connection limits and timeouts.
     #[serde(default)]
     pub server: ServerSection,
-    /// S3 destination service; absent: objects go to `<data-dir>/s3/<bucket>/...`.
+    /// S3 (AWS or compatible); the section alone, even empty, selects it. Absent: objects go
+    /// to `<data-dir>/s3/<bucket>/...`, whatever AWS variables the environment holds.
     pub s3: Option<flowlog_delivery::S3Config>,
-    /// CloudWatch Logs destination service; absent: events go to the embedded store read by
+    /// CloudWatch Logs (AWS or compatible); absent: events go to the embedded store read by
     /// `flowlog logs`.
     pub cloudwatch_logs: Option<flowlog_delivery::CwlConfig>,
+    /// Kinesis Data Firehose; absent: Firehose flow logs are reported FAILED.
+    pub firehose: Option<flowlog_delivery::FirehoseConfig>,
+    /// Where roles are assumed (`DeliverLogsPermissionArn`).
+    pub sts: Option<flowlog_delivery::StsConfig>,
     /// Delivery windows, spool bound and retries.
     #[serde(default)]
     pub delivery: flowlog_delivery::DeliveryConfig,
@@ -295,6 +300,18 @@ fn default_limit() -> u32 {
     2
 }
 
+impl Config {
+    /// The remote services delivery uses (the sections present in the file).
+    pub fn services(&self) -> flowlog_delivery::Services {
+        flowlog_delivery::Services {
+            s3: self.s3.clone(),
+            cloudwatch_logs: self.cloudwatch_logs.clone(),
+            firehose: self.firehose.clone(),
+            sts: self.sts.clone(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -306,6 +323,8 @@ impl Default for Config {
             api: ApiSection::default(),
             s3: None,
             cloudwatch_logs: None,
+            firehose: None,
+            sts: None,
             delivery: Default::default(),
             agent: AgentSection::default(),
             server: ServerSection::default(),

@@ -7,7 +7,7 @@
 //! background task delivers (used to measure memory while a destination is down).
 
 use clap::Parser;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, S3Config};
+use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, S3Config, Services};
 use flowlog_delivery::target::{Destination, FlowLogTarget};
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::{RecordFormat, Traffic};
@@ -111,6 +111,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         endpoint: a.s3_endpoint.clone(),
         access_key_id: Some(a.access_key.clone()),
         secret_access_key: Some(a.secret_key.clone()),
+        region: Some("us-east-1".into()),
         ..S3Config::default()
     };
     let cwl = CwlConfig {
@@ -122,6 +123,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             secret_access_key: a.secret_key.clone(),
             session_token: None,
         }],
+        access_key_id: Some(a.access_key.clone()),
+        secret_access_key: Some(a.secret_key.clone()),
+        ..CwlConfig::default()
     };
     let cfg = DeliveryConfig {
         window_secs: a.window_secs,
@@ -132,7 +136,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..DeliveryConfig::default()
     };
     let listener = Arc::new(RecordingListener::default());
-    let d = Delivery::open(&a.data_dir, cfg, &s3, &cwl, listener.clone())?;
+    let services = Services {
+        s3: a.s3_endpoint.as_ref().map(|_| s3.clone()),
+        cloudwatch_logs: a.cwl_endpoint.as_ref().map(|_| cwl.clone()),
+        ..Services::default()
+    };
+    let d = Delivery::open(&a.data_dir, cfg, &services, listener.clone())?;
     let tt = TrafficType::parse(&a.traffic_type).ok_or("bad --traffic-type")?;
     let mut targets = Vec::new();
     for e in 0..a.enis {

@@ -2,63 +2,170 @@
 //! config embeds, and `[delivery]` for windows, spool and retries. Every struct denies unknown
 //! fields so a typo in a config file is an error, not a silently ignored setting.
 
+use crate::aws::Section;
 use serde::Deserialize;
 use std::time::Duration;
 
-/// `[s3]`: where S3 flow logs go. Without `endpoint` objects are written under
-/// `<data-dir>/s3/<bucket>/` with the same key layout AWS uses.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+/// `[s3]`: its presence selects real S3 (AWS or any S3-compatible service); without the
+/// section objects are written under `<data-dir>/s3/<bucket>/` with the key layout AWS uses.
+/// Credentials: the section's static keys when given, else the AWS default chain (environment,
+/// shared config/credentials files and `profile`, web identity, ECS, IMDSv2).
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
-    /// Base URL of any S3-compatible service, e.g. `http://127.0.0.1:9000` or
-    /// `https://s3.eu-west-1.amazonaws.com`. Absent: embedded storage in the data dir.
+    /// Base URL, e.g. `http://127.0.0.1:9000`. Absent: `AWS_ENDPOINT_URL_S3`,
+    /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url`, else AWS's own endpoint.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Signing region (`us-east-1` unless the service wants another one).
-    #[serde(default = "default_region")]
-    pub region: String,
-    /// Access key of the writer. Required with `endpoint`.
+    /// Region of the client; a bucket elsewhere is found from S3's redirect. Absent: the
+    /// chain's region (`AWS_REGION`, profile, IMDS), else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A named profile of the shared config files instead of `AWS_PROFILE` / `default`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Static access key; with `secret_access_key` it replaces the credential chain.
     #[serde(default)]
     pub access_key_id: Option<String>,
-    /// Secret key of the writer. Required with `endpoint`.
     #[serde(default)]
     pub secret_access_key: Option<String>,
-    /// Optional STS session token sent as `x-amz-security-token`.
+    /// Optional STS session token of the static keys.
     #[serde(default)]
     pub session_token: Option<String>,
-    /// `true` (default): `endpoint/bucket/key`; `false`: `bucket.endpoint-host/key`.
-    #[serde(default = "default_true")]
-    pub path_style: bool,
+    /// `false` (default): virtual-hosted style (`bucket.host/key`), as AWS wants; `true`:
+    /// `endpoint/bucket/key`. An endpoint given as an IP address is always path style.
+    #[serde(default, alias = "path_style")]
+    pub force_path_style: bool,
 }
 
-impl Default for S3Config {
-    fn default() -> Self {
-        S3Config {
-            endpoint: None,
-            region: default_region(),
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
-            path_style: true,
+impl S3Config {
+    pub fn section(&self) -> Section<'_> {
+        Section {
+            name: "s3",
+            endpoint: self.endpoint.as_deref(),
+            region: self.region.as_deref(),
+            profile: self.profile.as_deref(),
+            access_key_id: self.access_key_id.as_deref(),
+            secret_access_key: self.secret_access_key.as_deref(),
+            session_token: self.session_token.as_deref(),
         }
     }
 }
 
-/// `[cloudwatch_logs]`: where CloudWatch Logs flow logs go. Without `endpoint` events are
-/// kept in `<data-dir>/cwl/events.db` and read back with `flowlog logs`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// `[cloudwatch_logs]`: its presence selects real CloudWatch Logs; without it events are kept
+/// in `<data-dir>/cwl/events.db` and read back with `flowlog logs`. A flow log's
+/// `DeliverLogsPermissionArn` is assumed through STS with this section's credentials.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CwlConfig {
-    /// Base URL of any CloudWatch-Logs-compatible service (JSON 1.1 protocol).
+    /// Base URL. Absent: `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`, `AWS_ENDPOINT_URL`, the profile,
+    /// else AWS.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Signing region; defaults to the flow log's region when absent.
+    /// Region of the calls; absent: the flow log's region (where its log group lives).
     #[serde(default)]
     pub region: Option<String>,
-    /// Credentials standing in for IAM roles: a flow log's `DeliverLogsPermissionArn` is looked
-    /// up here. A role with no entry makes delivery fail with `Access error`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Static keys assuming the roles (absent: the credential chain).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// Keys that stand in for a role instead of assuming it (test rigs without STS). A role
+    /// listed here is not assumed; every other one is.
     #[serde(default)]
     pub roles: Vec<RoleCredential>,
+}
+
+impl CwlConfig {
+    pub fn section(&self) -> Section<'_> {
+        Section {
+            name: "cloudwatch_logs",
+            endpoint: self.endpoint.as_deref(),
+            region: self.region.as_deref(),
+            profile: self.profile.as_deref(),
+            access_key_id: self.access_key_id.as_deref(),
+            secret_access_key: self.secret_access_key.as_deref(),
+            session_token: self.session_token.as_deref(),
+        }
+    }
+}
+
+/// `[firehose]`: Kinesis Data Firehose delivery (there is no embedded Firehose: a flow log of
+/// that type without this section is reported FAILED).
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FirehoseConfig {
+    /// Base URL. Absent: `AWS_ENDPOINT_URL_FIREHOSE`, `AWS_ENDPOINT_URL`, the profile, else AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Region of the calls; absent: the delivery stream's region (from its ARN).
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+impl FirehoseConfig {
+    pub fn section(&self) -> Section<'_> {
+        Section {
+            name: "firehose",
+            endpoint: self.endpoint.as_deref(),
+            region: self.region.as_deref(),
+            profile: self.profile.as_deref(),
+            access_key_id: self.access_key_id.as_deref(),
+            secret_access_key: self.secret_access_key.as_deref(),
+            session_token: self.session_token.as_deref(),
+        }
+    }
+}
+
+/// `[sts]`: where roles are assumed (`DeliverLogsPermissionArn`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StsConfig {
+    /// Absent: `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, the profile, else AWS's regional STS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Absent: the region of the section whose credentials assume the role.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// The remote services delivery may use; `None` = the embedded store (S3, CloudWatch Logs)
+/// or no Firehose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Services {
+    pub s3: Option<S3Config>,
+    pub cloudwatch_logs: Option<CwlConfig>,
+    pub firehose: Option<FirehoseConfig>,
+    pub sts: Option<StsConfig>,
+}
+
+impl Services {
+    /// Real S3 only (CloudWatch Logs embedded).
+    pub fn s3(cfg: S3Config) -> Services {
+        Services {
+            s3: Some(cfg),
+            ..Services::default()
+        }
+    }
+    /// Real CloudWatch Logs only (S3 embedded).
+    pub fn cloudwatch_logs(cfg: CwlConfig) -> Services {
+        Services {
+            cloudwatch_logs: Some(cfg),
+            ..Services::default()
+        }
+    }
 }
 
 /// One `DeliverLogsPermissionArn` and the keys used when delivering on its behalf.
@@ -101,6 +208,10 @@ pub struct DeliveryConfig {
     /// same key. Defaults to a random id persisted in the spool.
     #[serde(default)]
     pub agent_id: Option<String>,
+    /// Destinations (buckets, log streams, delivery streams) delivered at the same time; a
+    /// destination that hangs holds one of these, never the others.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_deliveries: usize,
 }
 
 impl Default for DeliveryConfig {
@@ -113,6 +224,7 @@ impl Default for DeliveryConfig {
             retry_initial_ms: default_retry_initial(),
             retry_max_ms: default_retry_max(),
             agent_id: None,
+            max_concurrent_deliveries: default_concurrency(),
         }
     }
 }
@@ -126,11 +238,8 @@ impl DeliveryConfig {
     }
 }
 
-fn default_region() -> String {
-    "us-east-1".into()
-}
-fn default_true() -> bool {
-    true
+fn default_concurrency() -> usize {
+    16
 }
 fn default_window() -> u64 {
     300
@@ -182,30 +291,60 @@ mod tests {
             secret_access_key = "s2"
         "#;
         let s: Server = toml::from_str(text).unwrap();
-        assert_eq!(s.s3.region, "us-east-1");
+        assert_eq!(s.s3.region, None);
+        assert!(s.s3.force_path_style, "path_style is an alias");
         assert_eq!(s.cloudwatch_logs.roles.len(), 1);
         assert_eq!(s.delivery.window_secs, 300);
+        let empty: Server = toml::from_str("[s3]\n[cloudwatch_logs]\n").unwrap();
+        assert!(!empty.s3.force_path_style);
+        assert_eq!(empty.s3.endpoint, None);
         let bad = "[s3]\nendpint = \"x\"\n[cloudwatch_logs]\n";
         assert!(toml::from_str::<Server>(bad).is_err());
     }
 }
 
 // Hand-written so that `{:?}` (logs, panics) never shows a secret or session token.
+fn redacted(v: &Option<String>) -> Option<&'static str> {
+    v.as_ref().map(|_| "<redacted>")
+}
+
 impl std::fmt::Debug for S3Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Config")
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
+            .field("profile", &self.profile)
             .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("path_style", &self.path_style)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .field("force_path_style", &self.force_path_style)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CwlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CwlConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("profile", &self.profile)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FirehoseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirehoseConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("profile", &self.profile)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
             .finish()
     }
 }
@@ -216,10 +355,7 @@ impl std::fmt::Debug for RoleCredential {
             .field("role_arn", &self.role_arn)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("session_token", &redacted(&self.session_token))
             .finish()
     }
 }

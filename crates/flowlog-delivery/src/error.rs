@@ -54,9 +54,3 @@ impl DeliveryError {
         }
     }
 }
-
-impl From<reqwest::Error> for DeliveryError {
-    fn from(e: reqwest::Error) -> Self {
-        DeliveryError::Transport(e.to_string())
-    }
-}

@@ -11,6 +11,7 @@
 //!
 //! This crate knows nothing about HTTP servers, SQL of the control plane, or packets.
 
+pub mod aws;
 pub mod config;
 pub mod cwl;
 pub mod error;
@@ -18,12 +19,13 @@ pub mod metrics;
 pub mod router;
 pub mod s3;
 pub mod service;
-pub mod sigv4;
 pub mod spool;
 pub mod status;
 pub mod target;
 
-pub use config::{CwlConfig, DeliveryConfig, RoleCredential, S3Config};
+pub use config::{
+    CwlConfig, DeliveryConfig, FirehoseConfig, RoleCredential, S3Config, Services, StsConfig,
+};
 pub use error::{DeliveryError, FailureKind};
 pub use metrics::Metrics;
 pub use router::Router;

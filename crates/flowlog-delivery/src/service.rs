@@ -3,14 +3,15 @@
 //! windows when they end and delivers sealed units with per-destination exponential backoff
 //! and full jitter, reporting each flow log's status and counting everything in [`Metrics`].
 
-use crate::config::{CwlConfig, DeliveryConfig, S3Config};
+use crate::aws::AwsContext;
+use crate::config::{DeliveryConfig, Services};
 use crate::cwl::batch::{self, Limits};
 use crate::cwl::local::LocalLogs;
 use crate::cwl::{CwlSink, RemoteCwl};
 use crate::error::FailureKind;
 use crate::metrics::Metrics;
 use crate::router::{Router, StreamKey};
-use crate::s3::{BucketCheck, LocalS3, S3Client, S3Sink};
+use crate::s3::{BucketCheck, LocalS3, RemoteS3, S3Sink};
 use crate::spool::{self, Payload, Spool, SpoolLimits, UnitInfo, UnitMeta};
 use crate::status::{StatusListener, StatusTracker};
 use crate::target::FlowLogTarget;
@@ -41,6 +42,9 @@ pub struct PassSummary {
     pub remaining_units: usize,
 }
 
+/// A running lane (see `Inner::in_flight`).
+type Lane = tokio::task::JoinHandle<Result<PassSummary, DeliveryError>>;
+
 struct Backoff {
     failures: u32,
     until: Instant,
@@ -62,6 +66,16 @@ struct Inner {
     backoff: Mutex<HashMap<String, Backoff>>,
     notify: Notify,
     limits: Limits,
+    /// Lanes (one destination: a bucket, a CloudWatch Logs stream) being delivered now. A lane
+    /// delivers its units in order; lanes run side by side, at most `max_concurrent_deliveries`.
+    in_flight: Mutex<std::collections::HashSet<String>>,
+    lanes: Arc<tokio::sync::Semaphore>,
+    /// Shared by every AWS client (HTTPS client, assumed roles).
+    #[allow(dead_code)]
+    aws: Arc<AwsContext>,
+    /// `[firehose]`, when configured.
+    #[allow(dead_code)]
+    firehose: Option<crate::config::FirehoseConfig>,
 }
 
 /// One flow log's share of the spool (`flowlog status`).
@@ -104,16 +118,15 @@ fn now_ms() -> i64 {
 
 impl Delivery {
     /// Opens the spool under `<data_dir>/spool` (recovering what a previous run left) and sets
-    /// up the sinks: remote when an endpoint is configured, else the embedded stores under
-    /// `<data_dir>/s3` and `<data_dir>/cwl`.
+    /// up the sinks: the real service for each configured section of `services`, else the
+    /// embedded stores under `<data_dir>/s3` and `<data_dir>/cwl`.
     pub fn open(
         data_dir: &Path,
         cfg: DeliveryConfig,
-        s3: &S3Config,
-        cwl: &CwlConfig,
+        services: &Services,
         listener: Arc<dyn StatusListener>,
     ) -> Result<Delivery, DeliveryError> {
-        Self::open_with_spool(data_dir, &data_dir.join("spool"), cfg, s3, cwl, listener)
+        Self::open_with_spool(data_dir, &data_dir.join("spool"), cfg, services, listener)
     }
 
     /// Like [`Delivery::open`] with an explicit spool directory.
@@ -121,8 +134,7 @@ impl Delivery {
         data_dir: &Path,
         spool_dir: &Path,
         cfg: DeliveryConfig,
-        s3: &S3Config,
-        cwl: &CwlConfig,
+        services: &Services,
         listener: Arc<dyn StatusListener>,
     ) -> Result<Delivery, DeliveryError> {
         let limits = SpoolLimits {
@@ -131,14 +143,18 @@ impl Delivery {
             max_bytes: cfg.spool_max_bytes,
         };
         let spool = Spool::open(spool_dir, limits, cfg.agent_id.as_deref())?;
-        let s3 = match &s3.endpoint {
-            Some(_) => S3Sink::Remote(S3Client::new(s3)?),
+        let ctx = Arc::new(AwsContext::new(services.sts.as_ref())?);
+        let s3 = match &services.s3 {
+            Some(c) => S3Sink::Remote(RemoteS3::new(ctx.clone(), c)),
             None => S3Sink::Local(LocalS3::new(data_dir.join("s3"))),
         };
-        let cwl = match &cwl.endpoint {
-            Some(_) => CwlSink::Remote(RemoteCwl::new(cwl)?),
+        let cwl = match &services.cloudwatch_logs {
+            Some(c) => CwlSink::Remote(RemoteCwl::new(ctx.clone(), c)),
             None => CwlSink::Local(Mutex::new(LocalLogs::open(data_dir)?)),
         };
+        let lanes = Arc::new(tokio::sync::Semaphore::new(
+            cfg.max_concurrent_deliveries.max(1),
+        ));
         let metrics = Arc::new(Metrics::default());
         metrics.spool_bytes.store(spool.bytes(), Relaxed);
         metrics
@@ -158,6 +174,10 @@ impl Delivery {
                 backoff: Mutex::new(HashMap::new()),
                 notify: Notify::new(),
                 limits: Limits::default(),
+                in_flight: Mutex::new(Default::default()),
+                lanes,
+                aws: ctx,
+                firehose: services.firehose.clone(),
             }),
         })
     }
@@ -319,15 +339,27 @@ impl Delivery {
     /// CreateFlowLogs' bucket check; `Ok` without an S3 endpoint (embedded storage creates the
     /// bucket folder on first delivery).
     pub async fn check_bucket(&self, bucket: &str, prefix: &str) -> BucketCheck {
-        match &self.inner.s3 {
-            S3Sink::Remote(c) => c.check_bucket(bucket, prefix).await,
-            S3Sink::Local(_) => BucketCheck::Ok,
-        }
+        self.inner.s3.check_bucket(bucket, prefix).await
     }
 
-    /// One pass: seal due windows, then try every sealed unit whose destination is not backing
-    /// off. `now` is unix seconds.
+    /// One pass: seal due windows, start a lane for every destination with sealed units that
+    /// is not backing off or already being delivered, and wait for the lanes it started.
+    /// `now` is unix seconds.
     pub async fn run_once(&self, now: u64) -> Result<PassSummary, DeliveryError> {
+        let (mut sum, started) = self.start_pass(now)?;
+        for h in started {
+            let lane = h
+                .await
+                .map_err(|e| DeliveryError::Config(format!("delivery lane: {e}")))??;
+            sum.delivered_units += lane.delivered_units;
+            sum.failed_units += lane.failed_units;
+            sum.remaining_units += lane.remaining_units;
+        }
+        Ok(sum)
+    }
+
+    /// Seals due windows and starts the lanes that can go; does not wait for them.
+    fn start_pass(&self, now: u64) -> Result<(PassSummary, Vec<Lane>), DeliveryError> {
         let units = {
             let mut spool = lock(&self.inner.spool);
             spool.seal_due(now, self.inner.cfg.close_grace_secs)?;
@@ -335,9 +367,9 @@ impl Delivery {
             spool.units()
         };
         let mut sum = PassSummary::default();
-        let mut failed_dest: Vec<String> = Vec::new();
+        // Units per lane, in spool order.
+        let mut lanes: Vec<(String, Vec<UnitInfo>)> = Vec::new();
         for u in units {
-            let dest = u.meta.destination();
             let ids = u.meta.flow_log_ids();
             if self.all_deleted(&ids) {
                 let mut spool = lock(&self.inner.spool);
@@ -353,11 +385,52 @@ impl Delivery {
                 tracing::info!(flow_log_ids = ?ids, records = u.meta.records(), "flow log deleted: its spooled records are dropped");
                 continue;
             }
-            if failed_dest.contains(&dest) || self.backing_off(&dest) {
-                sum.remaining_units += 1;
+            let lane = u.meta.lane();
+            match lanes.iter_mut().find(|(l, _)| *l == lane) {
+                Some((_, v)) => v.push(u),
+                None => lanes.push((lane, vec![u])),
+            }
+        }
+        let mut started = Vec::new();
+        for (lane, units) in lanes {
+            let dest = units[0].meta.destination();
+            if self.backing_off(&dest) || lock(&self.inner.in_flight).contains(&lane) {
+                sum.remaining_units += units.len();
                 continue;
             }
-            match self.deliver(&u).await {
+            let Ok(permit) = self.inner.lanes.clone().try_acquire_owned() else {
+                // Every lane slot is busy (some destinations are slow): next pass.
+                sum.remaining_units += units.len();
+                continue;
+            };
+            lock(&self.inner.in_flight).insert(lane.clone());
+            let this = self.clone();
+            started.push(tokio::spawn(async move {
+                let r = this.deliver_lane(&units).await;
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, %lane, "delivery lane failed");
+                }
+                lock(&this.inner.in_flight).remove(&lane);
+                drop(permit);
+                // Whoever waits for the next pass (the background loop) looks again.
+                this.inner.notify.notify_one();
+                r
+            }));
+        }
+        Ok((sum, started))
+    }
+
+    /// Delivers one lane's units in order, stopping at the first failure (its destination
+    /// then backs off).
+    async fn deliver_lane(&self, units: &[UnitInfo]) -> Result<PassSummary, DeliveryError> {
+        let mut sum = PassSummary::default();
+        for (n, u) in units.iter().enumerate() {
+            let dest = u.meta.destination();
+            if n > 0 && self.backing_off(&dest) {
+                sum.remaining_units += units.len() - n;
+                break;
+            }
+            match self.deliver(u).await {
                 Ok(()) => {
                     {
                         let mut spool = lock(&self.inner.spool);
@@ -383,9 +456,9 @@ impl Delivery {
                     sink.failed(kind);
                     self.back_off(&dest, kind);
                     self.inner.status.report(&u.meta.flow_log_ids(), Some(kind));
-                    failed_dest.push(dest);
                     sum.failed_units += 1;
-                    sum.remaining_units += 1;
+                    sum.remaining_units += units.len() - n;
+                    break;
                 }
             }
         }
@@ -439,11 +512,15 @@ impl Delivery {
             }
             (
                 UnitMeta::Cwl {
-                    role_arn, stream, ..
+                    role_arn,
+                    stream,
+                    flow_log_ids,
+                    ..
                 },
                 Payload::Cwl(events),
             ) => {
-                self.deliver_cwl(&path, &u.name, &role_arn, &stream, &events)
+                let fl = flow_log_ids.first().map(String::as_str).unwrap_or("");
+                self.deliver_cwl(&path, &u.name, &role_arn, fl, &stream, &events)
                     .await
             }
             _ => Err(DeliveryError::Rejected(format!(
@@ -458,6 +535,7 @@ impl Delivery {
         path: &Path,
         unit: &str,
         role_arn: &str,
+        flow_log_id: &str,
         key: &StreamKey,
         events: &[crate::router::Event],
     ) -> Result<(), DeliveryError> {
@@ -476,7 +554,7 @@ impl Delivery {
                 m.requests.fetch_add(1, Relaxed);
                 match &self.inner.cwl {
                     CwlSink::Remote(r) => {
-                        let out = r.put(role_arn, key, &sel).await?;
+                        let out = r.put(role_arn, flow_log_id, key, &sel).await?;
                         m.records_delivered.fetch_add(out.accepted, Relaxed);
                         m.dropped_rejected.fetch_add(out.rejected, Relaxed);
                         if out.rejected > 0 {
@@ -511,8 +589,10 @@ impl Delivery {
     pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            // Lanes run on their own (a hanging destination must not hold up the next pass
+            // for every other one) and log their own errors.
             loop {
-                if let Err(e) = this.run_once(now_secs()).await {
+                if let Err(e) = this.start_pass(now_secs()) {
                     tracing::error!(error = %e, "delivery pass failed");
                 }
                 let wait = this.next_wake();
@@ -547,19 +627,34 @@ impl Delivery {
     pub async fn flush(&self, timeout: Duration) -> Result<bool, DeliveryError> {
         lock(&self.inner.spool).seal_all()?;
         let deadline = Instant::now() + timeout;
+        let mut lanes: Vec<Lane> = Vec::new();
         loop {
-            let sum = self.run_once(now_secs()).await?;
-            if sum.remaining_units == 0 && lock(&self.inner.spool).is_empty() {
+            let (_, started) = self.start_pass(now_secs())?;
+            lanes.extend(started);
+            let mut running = Vec::new();
+            for h in lanes {
+                if h.is_finished() {
+                    h.await
+                        .map_err(|e| DeliveryError::Config(format!("delivery lane: {e}")))??;
+                } else {
+                    running.push(h);
+                }
+            }
+            lanes = running;
+            if lanes.is_empty() && lock(&self.inner.spool).is_empty() {
                 return Ok(true);
             }
             if Instant::now() >= deadline {
                 return Ok(false);
             }
-            tokio::time::sleep(
-                self.next_wake()
-                    .min(deadline.saturating_duration_since(Instant::now())),
-            )
-            .await;
+            let wait = self
+                .next_wake()
+                .min(Duration::from_millis(50))
+                .min(deadline.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                _ = self.inner.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
     }
 

@@ -90,6 +90,16 @@ impl UnitMeta {
             ),
         }
     }
+    /// What is delivered in order, one unit at a time: a bucket, or one CloudWatch Logs
+    /// stream (streams of one group go side by side; backoff stays per group).
+    pub fn lane(&self) -> String {
+        match self {
+            UnitMeta::S3 { .. } => self.destination(),
+            UnitMeta::Cwl { stream, .. } => {
+                format!("{}:{}", self.destination(), stream.stream)
+            }
+        }
+    }
     pub fn is_s3(&self) -> bool {
         matches!(self, UnitMeta::S3 { .. })
     }

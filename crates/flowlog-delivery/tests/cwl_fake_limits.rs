@@ -5,7 +5,7 @@ mod common;
 
 use common::cwl_fake::{CwlFake, Fault};
 use common::*;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, S3Config};
+use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, Services, StsConfig};
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::RecordFormat;
 use flowlog_model::{DeliverStatus, FlowRecord, TrafficType};
@@ -26,18 +26,18 @@ fn cfg() -> DeliveryConfig {
 fn cwl_cfg(endpoint: &str, key: &str) -> CwlConfig {
     CwlConfig {
         endpoint: Some(endpoint.into()),
-        region: None,
         roles: vec![RoleCredential {
             role_arn: ROLE.into(),
             access_key_id: key.into(),
             secret_access_key: "secret".into(),
             session_token: None,
         }],
+        ..CwlConfig::default()
     }
 }
 
 fn open(dir: &std::path::Path, cwl: &CwlConfig, l: Arc<RecordingListener>) -> Delivery {
-    Delivery::open(dir, cfg(), &S3Config::default(), cwl, l).unwrap()
+    Delivery::open(dir, cfg(), &Services::cloudwatch_logs(cwl.clone()), l).unwrap()
 }
 
 fn lines(recs: &[FlowRecord]) -> Vec<(i64, String)> {
@@ -154,16 +154,24 @@ async fn missing_or_wrong_credentials_are_access_errors_until_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let recs = records("eni-00000001", 20, recent_window(60), 0);
     {
-        // Role with no configured credential.
+        // A role without keys of its own is assumed through STS, which refuses (nothing
+        // listens on its port): Access error. Static section keys, so no credential chain
+        // (and no IMDS) is asked.
         let l = Arc::new(RecordingListener::default());
-        let d = open(
-            dir.path(),
-            &CwlConfig {
+        let services = Services {
+            cloudwatch_logs: Some(CwlConfig {
                 endpoint: Some(url.clone()),
+                access_key_id: Some("GOOD".into()),
+                secret_access_key: Some("secret".into()),
                 ..CwlConfig::default()
-            },
-            l.clone(),
-        );
+            }),
+            sts: Some(StsConfig {
+                endpoint: Some(format!("http://127.0.0.1:{}", free_port())),
+                region: Some("us-east-1".into()),
+            }),
+            ..Services::default()
+        };
+        let d = Delivery::open(dir.path(), cfg(), &services, l.clone()).unwrap();
         d.set_targets([(
             "eni-00000001".to_string(),
             cwl_target("fl-1", "g", TrafficType::All),

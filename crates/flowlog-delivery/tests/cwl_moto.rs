@@ -4,9 +4,8 @@
 mod common;
 
 use common::*;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, S3Config};
+use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, Services};
 use flowlog_delivery::cwl::client::CwlClient;
-use flowlog_delivery::sigv4::Credentials;
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::RecordFormat;
 use flowlog_model::{DeliverStatus, TrafficType};
@@ -27,6 +26,9 @@ async fn moto_groups_streams_and_events() {
             secret_access_key: "testing".into(),
             session_token: None,
         }],
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        ..CwlConfig::default()
     };
     let dir = tempfile::tempdir().unwrap();
     let l = Arc::new(RecordingListener::default());
@@ -35,7 +37,13 @@ async fn moto_groups_streams_and_events() {
         retry_max_ms: 200,
         ..DeliveryConfig::default()
     };
-    let d = Delivery::open(dir.path(), cfg, &S3Config::default(), &cwl, l.clone()).unwrap();
+    let d = Delivery::open(
+        dir.path(),
+        cfg,
+        &Services::cloudwatch_logs(cwl.clone()),
+        l.clone(),
+    )
+    .unwrap();
     d.set_targets([
         (
             "eni-00000001".to_string(),
@@ -62,16 +70,8 @@ async fn moto_groups_streams_and_events() {
     assert!(d.flush(Duration::from_secs(60)).await.unwrap());
     assert_eq!(l.latest("fl-a"), Some((DeliverStatus::Success, None)));
 
-    let client = CwlClient::new(&url).unwrap();
-    let creds = Credentials {
-        access_key_id: "testing".into(),
-        secret_access_key: "testing".into(),
-        session_token: None,
-    };
-    let mut streams = client
-        .stream_names(&creds, "us-east-1", "vpc-flow")
-        .await
-        .unwrap();
+    let client = CwlClient::for_section(&cwl, "us-east-1").await.unwrap();
+    let mut streams = client.stream_names("vpc-flow").await.unwrap();
     streams.sort();
     assert_eq!(streams, vec!["eni-00000001-all", "eni-00000002-all"]);
     let f = RecordFormat::default();
@@ -82,7 +82,7 @@ async fn moto_groups_streams_and_events() {
         .collect();
     want1.sort();
     let mut got1: Vec<(i64, String)> = client
-        .get_log_events(&creds, "us-east-1", "vpc-flow", "eni-00000001-all")
+        .get_log_events("vpc-flow", "eni-00000001-all")
         .await
         .unwrap()
         .into_iter()
@@ -93,7 +93,7 @@ async fn moto_groups_streams_and_events() {
     assert_eq!(got1, want1);
     // eni-00000002 is covered by the ACCEPT flow log only.
     let got2 = client
-        .get_log_events(&creds, "us-east-1", "vpc-flow", "eni-00000002-all")
+        .get_log_events("vpc-flow", "eni-00000002-all")
         .await
         .unwrap();
     let accepts = r2

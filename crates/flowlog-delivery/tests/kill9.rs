@@ -7,7 +7,7 @@ mod common;
 
 use common::cwl_fake::CwlFake;
 use common::*;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, S3Config};
+use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, Services};
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::RecordFormat;
 use flowlog_model::TrafficType;
@@ -30,6 +30,7 @@ fn setup(dir: &std::path::Path, url: &str) -> Delivery {
             secret_access_key: "s".into(),
             session_token: None,
         }],
+        ..CwlConfig::default()
     };
     let cfg = DeliveryConfig {
         window_secs: 60,
@@ -42,8 +43,7 @@ fn setup(dir: &std::path::Path, url: &str) -> Delivery {
     let d = Delivery::open(
         dir,
         cfg,
-        &S3Config::default(),
-        &cwl,
+        &Services::cloudwatch_logs(cwl.clone()),
         Arc::new(RecordingListener::default()),
     )
     .unwrap();

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, S3Config};
+use flowlog_delivery::config::{DeliveryConfig, S3Config, Services};
 use flowlog_delivery::s3::S3Client;
 use flowlog_delivery::{BucketCheck, Delivery, RecordingListener};
 use flowlog_model::record::RecordFormat;
@@ -20,6 +20,7 @@ fn s3_cfg(endpoint: &str, ak: &str, sk: &str) -> S3Config {
         endpoint: Some(endpoint.into()),
         access_key_id: Some(ak.into()),
         secret_access_key: Some(sk.into()),
+        region: Some("us-east-1".into()),
         ..S3Config::default()
     }
 }
@@ -103,11 +104,11 @@ fn expected(recs: &[FlowRecord]) -> Vec<String> {
 
 async fn round_trip(endpoint: &str, ak: &str, sk: &str) {
     let s3 = s3_cfg(endpoint, ak, sk);
-    let client = S3Client::new(&s3).unwrap();
+    let client = S3Client::new(&s3).await.unwrap();
     client.create_bucket("flowlogs").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let l = Arc::new(RecordingListener::default());
-    let d = Delivery::open(dir.path(), cfg(), &s3, &CwlConfig::default(), l.clone()).unwrap();
+    let d = Delivery::open(dir.path(), cfg(), &Services::s3(s3.clone()), l.clone()).unwrap();
     d.set_targets([
         (
             "eni-00000001".to_string(),
@@ -186,6 +187,7 @@ async fn s3s_fs_wrong_keys_are_access_error_then_success_when_fixed() {
     };
     let good = s3_cfg(&url, "AKIAFLOWLOG", "right");
     S3Client::new(&good)
+        .await
         .unwrap()
         .create_bucket("bkt1")
         .await
@@ -195,7 +197,7 @@ async fn s3s_fs_wrong_keys_are_access_error_then_success_when_fixed() {
     {
         let bad = s3_cfg(&url, "AKIAFLOWLOG", "wrong");
         let l = Arc::new(RecordingListener::default());
-        let d = Delivery::open(dir.path(), cfg(), &bad, &CwlConfig::default(), l.clone()).unwrap();
+        let d = Delivery::open(dir.path(), cfg(), &Services::s3(bad.clone()), l.clone()).unwrap();
         assert_eq!(d.check_bucket("bkt1", "").await, BucketCheck::AccessDenied);
         d.set_targets([(
             "eni-00000001".to_string(),
@@ -209,7 +211,7 @@ async fn s3s_fs_wrong_keys_are_access_error_then_success_when_fixed() {
         );
     }
     let l = Arc::new(RecordingListener::default());
-    let d = Delivery::open(dir.path(), cfg(), &good, &CwlConfig::default(), l.clone()).unwrap();
+    let d = Delivery::open(dir.path(), cfg(), &Services::s3(good.clone()), l.clone()).unwrap();
     d.set_targets([(
         "eni-00000001".to_string(),
         s3_target("fl-00000001", "bkt1", ""),
@@ -220,7 +222,7 @@ async fn s3s_fs_wrong_keys_are_access_error_then_success_when_fixed() {
         Some((DeliverStatus::Success, None)),
         "fixed keys: SUCCESS again"
     );
-    let client = S3Client::new(&good).unwrap();
+    let client = S3Client::new(&good).await.unwrap();
     let (keys, lines) = read_back(&client, "bkt1", "", "fl-00000001", 5).await;
     assert_eq!(keys.len(), 1);
     assert_eq!(lines, expected(&recs));
@@ -243,7 +245,7 @@ async fn outage_then_back_overwrites_nothing_twice() {
         window_secs: 60,
         ..cfg()
     };
-    let d = Delivery::open(dir.path(), small, &s3, &CwlConfig::default(), l.clone()).unwrap();
+    let d = Delivery::open(dir.path(), small, &Services::s3(s3.clone()), l.clone()).unwrap();
     d.set_targets([(
         "eni-00000001".to_string(),
         s3_target("fl-00000001", "bkt1", ""),
@@ -268,7 +270,7 @@ async fn outage_then_back_overwrites_nothing_twice() {
         .unwrap();
     let _guard = ChildGuard(child);
     assert!(wait_port(port, Duration::from_secs(30)));
-    let client = S3Client::new(&s3).unwrap();
+    let client = S3Client::new(&s3).await.unwrap();
     client.create_bucket("bkt1").await.unwrap();
     assert!(d.flush(Duration::from_secs(30)).await.unwrap());
     assert_eq!(

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, S3Config};
+use flowlog_delivery::config::{DeliveryConfig, Services};
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::RecordFormat;
 use flowlog_model::DeliverStatus;
@@ -121,15 +121,8 @@ async fn full_disk_every_record_delivered_or_counted_and_recovers() {
     let mnt = dir.path().join("o10-spool");
     let _tmpfs = Tmpfs::mount(&mnt, "256k");
     let l = Arc::new(RecordingListener::default());
-    let d = Delivery::open_with_spool(
-        dir.path(),
-        &mnt,
-        cfg(),
-        &S3Config::default(),
-        &CwlConfig::default(),
-        l.clone(),
-    )
-    .unwrap();
+    let d = Delivery::open_with_spool(dir.path(), &mnt, cfg(), &Services::default(), l.clone())
+        .unwrap();
     d.set_targets([(
         "eni-00000001".to_string(),
         s3_target("fl-00000001", "b", ""),
@@ -212,14 +205,7 @@ async fn full_disk_every_record_delivered_or_counted_and_recovers() {
 async fn records_of_a_deleted_flow_log_are_dropped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let l = Arc::new(RecordingListener::default());
-    let d = Delivery::open(
-        dir.path(),
-        cfg(),
-        &S3Config::default(),
-        &CwlConfig::default(),
-        l.clone(),
-    )
-    .unwrap();
+    let d = Delivery::open(dir.path(), cfg(), &Services::default(), l.clone()).unwrap();
     d.set_targets([
         (
             "eni-00000001".to_string(),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, S3Config};
+use flowlog_delivery::config::{DeliveryConfig, S3Config, Services};
 use flowlog_delivery::cwl::local::{LocalLogs, Query};
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::RecordFormat;
@@ -30,14 +30,7 @@ fn cfg() -> DeliveryConfig {
 fn open(dir: &Path, cfg: DeliveryConfig) -> (Delivery, Arc<RecordingListener>) {
     let l = Arc::new(RecordingListener::default());
     (
-        Delivery::open(
-            dir,
-            cfg,
-            &S3Config::default(),
-            &CwlConfig::default(),
-            l.clone(),
-        )
-        .unwrap(),
+        Delivery::open(dir, cfg, &Services::default(), l.clone()).unwrap(),
         l,
     )
 }
@@ -223,6 +216,7 @@ async fn full_spool_drops_the_oldest_window_and_reports_it() {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         access_key_id: Some("a".into()),
         secret_access_key: Some("b".into()),
+        region: Some("us-east-1".into()),
         ..S3Config::default()
     };
     let l = Arc::new(RecordingListener::default());
@@ -232,7 +226,7 @@ async fn full_spool_drops_the_oldest_window_and_reports_it() {
         spool_max_bytes: bound,
         ..cfg()
     };
-    let d = Delivery::open(dir.path(), c, &s3, &CwlConfig::default(), l.clone()).unwrap();
+    let d = Delivery::open(dir.path(), c, &Services::s3(s3.clone()), l.clone()).unwrap();
     d.set_targets([(
         "eni-00000001".to_string(),
         s3_target("fl-00000001", "bkt", ""),

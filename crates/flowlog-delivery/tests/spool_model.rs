@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, S3Config};
+use flowlog_delivery::config::{DeliveryConfig, Services};
 use flowlog_delivery::cwl::local::{LocalLogs, Query};
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::RecordFormat;
@@ -41,8 +41,7 @@ fn open(dir: &std::path::Path) -> Delivery {
     let d = Delivery::open(
         dir,
         cfg,
-        &S3Config::default(),
-        &CwlConfig::default(),
+        &Services::default(),
         Arc::new(RecordingListener::default()),
     )
     .unwrap();

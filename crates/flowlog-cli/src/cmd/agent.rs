@@ -18,8 +18,8 @@ use crate::config::{AgentSection, Config};
 config file's [control_plane] section (endpoint, region, ca_file, access_key_id + secret_access_key or \
 credentials_file). The credential needs `flowlog:AgentSync` (or `flowlog:*`) in its allow list on the control \
 plane. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE are not read for it: they are for delivery \
-(the AWS credential chain of [s3], [cloudwatch_logs], [firehose]). The config file's [s3], [cloudwatch_logs], \
-[delivery] and [agent] sections apply."
+(the AWS credential chain of [s3], [cloudwatch_logs], [firehose], [sts]). The config file's [s3], \
+[cloudwatch_logs], [firehose], [sts], [delivery] and [agent] sections apply."
 )]
 pub struct Args {
     /// Base URL of the control plane, e.g. https://flowlog.internal:4751 [default: the
@@ -45,7 +45,8 @@ pub struct Args {
     /// Directory for the spool and embedded destinations [default: ./.flowlog-agent].
     #[arg(long, env = "FLOWLOG_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Configuration file (TOML): [control_plane], [s3], [cloudwatch_logs], [delivery], [agent].
+    /// Configuration file (TOML): [control_plane], [s3], [cloudwatch_logs], [firehose], [sts],
+    /// [delivery], [agent].
     #[arg(long, env = "FLOWLOG_CONFIG")]
     pub config: Option<PathBuf>,
     /// Inventory file (overrides [agent] inventory).
@@ -59,7 +60,7 @@ pub struct ControlPlaneSettings {
     pub endpoint: String,
     pub region: String,
     pub ca_file: Option<PathBuf>,
-    pub credentials: flowlog_delivery::sigv4::Credentials,
+    pub credentials: flowlog_sigv4::Credentials,
     /// Where the credential came from, for the start message (never the secret).
     pub credential_source: &'static str,
 }
@@ -144,7 +145,7 @@ pub fn control_plane_settings(
         endpoint,
         region,
         ca_file,
-        credentials: flowlog_delivery::sigv4::Credentials {
+        credentials: flowlog_sigv4::Credentials {
             access_key_id,
             secret_access_key,
             session_token: None,
@@ -232,8 +233,7 @@ pub fn open_delivery(
     flowlog_delivery::Delivery::open(
         data_dir,
         config.delivery.clone(),
-        &config.s3.clone().unwrap_or_default(),
-        &config.cloudwatch_logs.clone().unwrap_or_default(),
+        &config.services(),
         statuses,
     )
     .context("cannot open the delivery spool")

@@ -1,5 +1,5 @@
 //! `flowlog logs`: reads the CloudWatch Logs events that delivery keeps in the embedded store
-//! (`<data-dir>/cwl/events.db`, used when no `[cloudwatch_logs] endpoint` is configured):
+//! (`<data-dir>/cwl/events.db`, used when there is no `[cloudwatch_logs]` section):
 //! list groups and streams, get a stream's events, tail a group, filter by text and time.
 
 use anyhow::bail;
@@ -143,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?
     else {
         bail!(
-            "no CloudWatch Logs events in {} (nothing delivered yet, or [cloudwatch_logs] endpoint is configured)",
+            "no CloudWatch Logs events in {} (nothing delivered yet, or a [cloudwatch_logs] section sends events to CloudWatch Logs)",
             data_dir.display()
         );
     };

@@ -179,14 +179,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()?;
     let statuses = Arc::new(flowlog_agent::StatusQueue::default());
     let delivery = crate::cmd::agent::open_delivery(&config, &data_dir, statuses.clone())?;
-    let buckets: Option<Arc<dyn flowlog_api::BucketCheck>> =
-        match config.s3.as_ref().and_then(|s| s.endpoint.as_ref()) {
-            Some(_) => Some(Arc::new(DeliveryBuckets {
-                delivery: delivery.clone(),
-                rt: rt.handle().clone(),
-            })),
-            None => None,
-        };
+    let buckets: Option<Arc<dyn flowlog_api::BucketCheck>> = match config.s3.as_ref() {
+        Some(_) => Some(Arc::new(DeliveryBuckets {
+            delivery: delivery.clone(),
+            rt: rt.handle().clone(),
+        })),
+        None => None,
+    };
     let api = Arc::new(Api {
         config: ApiConfig {
             region: config.region.clone(),

@@ -1,55 +1,15 @@
-//! A CloudWatch Logs client speaking the JSON 1.1 protocol (`X-Amz-Target:
-//! Logs_20140328.<Action>`, `Content-Type: application/x-amz-json-1.1`), signed with SigV4 for
-//! service `logs`. Only the calls delivery and its tests need.
+//! CloudWatch Logs through the AWS SDK for Rust: the calls delivery makes (CreateLogGroup,
+//! CreateLogStream, PutLogEvents) and the reads tests and tools need (GetLogEvents,
+//! DescribeLogStreams). A client carries its credentials and region.
 
+use crate::aws::{self, AwsContext};
+use crate::config::CwlConfig;
 use crate::router::Event;
-use crate::sigv4::{self, Credentials};
 use crate::DeliveryError;
-use reqwest::Url;
-use serde_json::{json, Value};
-use std::time::Duration;
-use time::OffsetDateTime;
-
-/// An error answered by the service (`__type` without its namespace prefix).
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: u16,
-    pub code: String,
-    pub message: String,
-    pub expected_sequence_token: Option<String>,
-}
-
-#[derive(Debug)]
-pub enum CallError {
-    Api(ApiError),
-    Transport(String),
-}
-
-impl From<CallError> for DeliveryError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Transport(m) => DeliveryError::Transport(m),
-            CallError::Api(a) => {
-                let msg = format!("{} (HTTP {}): {}", a.code, a.status, a.message);
-                match a.code.as_str() {
-                    "ThrottlingException"
-                    | "LimitExceededException"
-                    | "ServiceQuotaExceededException" => DeliveryError::Throttled(msg),
-                    "AccessDeniedException"
-                    | "UnrecognizedClientException"
-                    | "InvalidSignatureException"
-                    | "IncompleteSignature"
-                    | "MissingAuthenticationToken"
-                    | "ExpiredTokenException" => DeliveryError::Access(msg),
-                    _ if a.status == 429 => DeliveryError::Throttled(msg),
-                    _ if a.status == 401 || a.status == 403 => DeliveryError::Access(msg),
-                    _ if a.status >= 500 => DeliveryError::Server(msg),
-                    _ => DeliveryError::Rejected(msg),
-                }
-            }
-        }
-    }
-}
+use aws_config::{Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
+use aws_sdk_cloudwatchlogs::types::{InputLogEvent, RejectedLogEventsInfo};
 
 /// `rejectedLogEventsInfo` of a PutLogEvents answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +20,18 @@ pub struct Rejected {
 }
 
 impl Rejected {
+    fn from_sdk(r: Option<&RejectedLogEventsInfo>) -> Rejected {
+        let idx = |v: Option<i32>| v.and_then(|n| usize::try_from(n).ok());
+        match r {
+            None => Rejected::default(),
+            Some(r) => Rejected {
+                too_new_start: idx(r.too_new_log_event_start_index()),
+                too_old_end: idx(r.too_old_log_event_end_index()),
+                expired_end: idx(r.expired_log_event_end_index()),
+            },
+        }
+    }
+
     /// How many of `n` sent events were rejected.
     pub fn count(&self, n: usize) -> usize {
         let old = self
@@ -78,223 +50,162 @@ pub struct PutResult {
     pub rejected: Rejected,
 }
 
+/// The PutLogEvents answers delivery reacts to, apart from success.
+#[derive(Debug)]
+pub enum PutError {
+    /// An older service (or emulator) still checks sequence tokens: retry with this one.
+    InvalidSequenceToken(Option<String>),
+    /// The batch was already taken (a retry after a lost answer): success.
+    DataAlreadyAccepted(Option<String>),
+    /// Group or stream deleted behind our back: create again, then retry.
+    NotFound,
+    Other(DeliveryError),
+}
+
 #[derive(Debug, Clone)]
 pub struct CwlClient {
-    http: reqwest::Client,
-    endpoint: Url,
-    host: String,
+    client: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl CwlClient {
-    pub fn new(endpoint: &str) -> Result<CwlClient, DeliveryError> {
-        let url = Url::parse(endpoint).map_err(|e| {
-            DeliveryError::Config(format!("cloudwatch_logs.endpoint {endpoint:?}: {e}"))
-        })?;
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_string(),
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| DeliveryError::Config(e.to_string()))?;
-        Ok(CwlClient {
-            http,
-            endpoint: url,
-            host,
-        })
+    /// A client of `base` in `region`, with `credentials` instead of `base`'s when given (an
+    /// assumed role), at `endpoint` when given.
+    pub fn new(
+        base: &SdkConfig,
+        region: &str,
+        endpoint: Option<&str>,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> CwlClient {
+        let mut b = aws_sdk_cloudwatchlogs::config::Builder::from(base)
+            .region(Region::new(region.to_string()));
+        if let Some(e) = endpoint {
+            b = b.endpoint_url(e);
+        }
+        if let Some(c) = credentials {
+            b = b.credentials_provider(c);
+        }
+        CwlClient {
+            client: aws_sdk_cloudwatchlogs::Client::from_conf(b.build()),
+        }
     }
 
-    /// One call; `action` without the `Logs_20140328.` prefix.
-    pub async fn call(
-        &self,
-        creds: &Credentials,
-        region: &str,
-        action: &str,
-        body: &Value,
-    ) -> Result<Value, CallError> {
-        let body = serde_json::to_vec(body).expect("JSON values serialise");
-        let target = format!("Logs_20140328.{action}");
-        let payload = sigv4::sha256_hex(&body);
-        let path = if self.endpoint.path().is_empty() {
-            "/"
-        } else {
-            self.endpoint.path()
-        };
-        let headers = [
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target.as_str()),
-        ];
-        let req = sigv4::Request {
-            method: "POST",
-            host: &self.host,
-            path,
-            query: &[],
-            headers: &headers,
-            payload_sha256: &payload,
-        };
-        let mut rb = self.http.post(self.endpoint.clone());
-        for (k, v) in headers {
-            rb = rb.header(k, v);
-        }
-        for (k, v) in sigv4::sign(&req, creds, region, "logs", OffsetDateTime::now_utc()) {
-            rb = rb.header(k, v);
-        }
-        let resp = rb
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| CallError::Transport(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| CallError::Transport(e.to_string()))?;
-        let value: Value = if bytes.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        if (200..300).contains(&status) {
-            return Ok(value);
-        }
-        let code = value
-            .get("__type")
-            .and_then(Value::as_str)
-            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
-            .unwrap_or_else(|| format!("HTTP{status}"));
-        let message = value
-            .get("message")
-            .or_else(|| value.get("Message"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let expected_sequence_token = value
-            .get("expectedSequenceToken")
-            .and_then(Value::as_str)
-            .map(String::from);
-        Err(CallError::Api(ApiError {
-            status,
-            code,
-            message,
-            expected_sequence_token,
-        }))
+    /// For tests and tools: a client of `[cloudwatch_logs]`'s own credentials in `region`.
+    pub async fn for_section(cfg: &CwlConfig, region: &str) -> Result<CwlClient, DeliveryError> {
+        let ctx = AwsContext::new(None)?;
+        let base = ctx.load(&cfg.section(), Some(region)).await?;
+        Ok(CwlClient::new(&base, region, cfg.endpoint.as_deref(), None))
     }
 
     /// CreateLogGroup; an existing group is success.
-    pub async fn ensure_group(
-        &self,
-        creds: &Credentials,
-        region: &str,
-        group: &str,
-    ) -> Result<(), CallError> {
+    pub async fn ensure_group(&self, group: &str) -> Result<(), DeliveryError> {
         match self
-            .call(
-                creds,
-                region,
-                "CreateLogGroup",
-                &json!({ "logGroupName": group }),
-            )
+            .client
+            .create_log_group()
+            .log_group_name(group)
+            .send()
             .await
         {
-            Err(CallError::Api(a)) if a.code == "ResourceAlreadyExistsException" => Ok(()),
-            other => other.map(|_| ()),
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_already_exists_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(aws::classify("CloudWatch Logs CreateLogGroup", &e)),
         }
     }
 
     /// CreateLogStream; an existing stream is success.
-    pub async fn ensure_stream(
-        &self,
-        creds: &Credentials,
-        region: &str,
-        group: &str,
-        stream: &str,
-    ) -> Result<(), CallError> {
-        let body = json!({ "logGroupName": group, "logStreamName": stream });
-        match self.call(creds, region, "CreateLogStream", &body).await {
-            Err(CallError::Api(a)) if a.code == "ResourceAlreadyExistsException" => Ok(()),
-            other => other.map(|_| ()),
+    pub async fn ensure_stream(&self, group: &str, stream: &str) -> Result<(), DeliveryError> {
+        match self
+            .client
+            .create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_already_exists_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(aws::classify("CloudWatch Logs CreateLogStream", &e)),
         }
     }
 
     pub async fn put_log_events(
         &self,
-        creds: &Credentials,
-        region: &str,
         group: &str,
         stream: &str,
         events: &[&Event],
         sequence_token: Option<&str>,
-    ) -> Result<PutResult, CallError> {
-        let mut body = json!({
-            "logGroupName": group,
-            "logStreamName": stream,
-            "logEvents": events.iter().map(|e| json!({"timestamp": e.timestamp, "message": e.message})).collect::<Vec<_>>(),
-        });
-        if let Some(t) = sequence_token {
-            body["sequenceToken"] = json!(t);
+    ) -> Result<PutResult, PutError> {
+        let mut events_in = Vec::with_capacity(events.len());
+        for e in events {
+            events_in.push(
+                InputLogEvent::builder()
+                    .timestamp(e.timestamp)
+                    .message(e.message.clone())
+                    .build()
+                    .map_err(|b| PutError::Other(DeliveryError::Config(b.to_string())))?,
+            );
         }
-        let v = self.call(creds, region, "PutLogEvents", &body).await?;
-        let idx = |k: &str| {
-            v.get("rejectedLogEventsInfo")
-                .and_then(|r| r.get(k))
-                .and_then(Value::as_u64)
-                .map(|n| n as usize)
-        };
-        Ok(PutResult {
-            next_sequence_token: v
-                .get("nextSequenceToken")
-                .and_then(Value::as_str)
-                .map(String::from),
-            rejected: Rejected {
-                too_new_start: idx("tooNewLogEventStartIndex"),
-                too_old_end: idx("tooOldLogEventEndIndex"),
-                expired_end: idx("expiredLogEventEndIndex"),
-            },
-        })
+        let res = self
+            .client
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(events_in))
+            .set_sequence_token(sequence_token.map(str::to_string))
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(PutResult {
+                next_sequence_token: out.next_sequence_token().map(str::to_string),
+                rejected: Rejected::from_sdk(out.rejected_log_events_info()),
+            }),
+            Err(e) => Err(match e.as_service_error() {
+                Some(PutLogEventsError::InvalidSequenceTokenException(t)) => {
+                    PutError::InvalidSequenceToken(t.expected_sequence_token().map(str::to_string))
+                }
+                Some(PutLogEventsError::DataAlreadyAcceptedException(t)) => {
+                    PutError::DataAlreadyAccepted(t.expected_sequence_token().map(str::to_string))
+                }
+                Some(PutLogEventsError::ResourceNotFoundException(_)) => PutError::NotFound,
+                _ => PutError::Other(aws::classify("CloudWatch Logs PutLogEvents", &e)),
+            }),
+        }
     }
 
     /// All events of a stream, oldest first (GetLogEvents with `startFromHead`, paged).
     pub async fn get_log_events(
         &self,
-        creds: &Credentials,
-        region: &str,
         group: &str,
         stream: &str,
-    ) -> Result<Vec<Event>, CallError> {
+    ) -> Result<Vec<Event>, DeliveryError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut body =
-                json!({ "logGroupName": group, "logStreamName": stream, "startFromHead": true });
-            if let Some(t) = &token {
-                body["nextToken"] = json!(t);
-            }
-            let v = self.call(creds, region, "GetLogEvents", &body).await?;
-            let events = v
-                .get("events")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let n = events.len();
-            for e in events {
-                out.push(Event {
-                    timestamp: e
-                        .get("timestamp")
-                        .and_then(Value::as_i64)
-                        .unwrap_or_default(),
-                    message: e
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                });
-            }
-            let next = v
-                .get("nextForwardToken")
-                .and_then(Value::as_str)
-                .map(String::from);
+            let v = self
+                .client
+                .get_log_events()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .start_from_head(true)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| aws::classify("CloudWatch Logs GetLogEvents", &e))?;
+            let n = v.events().len();
+            out.extend(v.events().iter().map(|e| Event {
+                timestamp: e.timestamp().unwrap_or_default(),
+                message: e.message().unwrap_or_default().to_string(),
+            }));
+            let next = v.next_forward_token().map(str::to_string);
             if n == 0 || next.is_none() || next == token {
                 return Ok(out);
             }
@@ -303,33 +214,24 @@ impl CwlClient {
     }
 
     /// Stream names of a group (DescribeLogStreams, paged).
-    pub async fn stream_names(
-        &self,
-        creds: &Credentials,
-        region: &str,
-        group: &str,
-    ) -> Result<Vec<String>, CallError> {
+    pub async fn stream_names(&self, group: &str) -> Result<Vec<String>, DeliveryError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut body = json!({ "logGroupName": group });
-            if let Some(t) = &token {
-                body["nextToken"] = json!(t);
-            }
             let v = self
-                .call(creds, region, "DescribeLogStreams", &body)
-                .await?;
-            for s in v
-                .get("logStreams")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-            {
-                if let Some(n) = s.get("logStreamName").and_then(Value::as_str) {
-                    out.push(n.to_string());
-                }
-            }
-            token = v.get("nextToken").and_then(Value::as_str).map(String::from);
+                .client
+                .describe_log_streams()
+                .log_group_name(group)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| aws::classify("CloudWatch Logs DescribeLogStreams", &e))?;
+            out.extend(
+                v.log_streams()
+                    .iter()
+                    .filter_map(|s| s.log_stream_name().map(str::to_string)),
+            );
+            token = v.next_token().map(str::to_string);
             if token.is_none() {
                 return Ok(out);
             }
@@ -356,41 +258,5 @@ mod tests {
             expired_end: None,
         };
         assert_eq!(r.count(4), 4);
-    }
-
-    #[test]
-    fn api_errors_map_to_status_messages() {
-        let api = |code: &str, status| {
-            CallError::Api(ApiError {
-                status,
-                code: code.into(),
-                message: String::new(),
-                expected_sequence_token: None,
-            })
-        };
-        assert_eq!(
-            DeliveryError::from(api("ThrottlingException", 400))
-                .kind()
-                .message(),
-            "Rate limited"
-        );
-        assert_eq!(
-            DeliveryError::from(api("AccessDeniedException", 400))
-                .kind()
-                .message(),
-            "Access error"
-        );
-        assert_eq!(
-            DeliveryError::from(api("UnrecognizedClientException", 400))
-                .kind()
-                .message(),
-            "Access error"
-        );
-        assert_eq!(
-            DeliveryError::from(api("ServiceUnavailableException", 503))
-                .kind()
-                .message(),
-            "Unknown error"
-        );
     }
 }

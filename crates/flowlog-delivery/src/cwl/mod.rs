@@ -1,18 +1,22 @@
-//! CloudWatch Logs delivery: the PutLogEvents batcher ([`batch`]), the JSON 1.1 client
-//! ([`client`]), the embedded SQLite store read by `flowlog logs` ([`local`]), and [`CwlSink`],
-//! which creates groups and streams on first traffic and keeps sequence tokens.
+//! CloudWatch Logs delivery: the PutLogEvents batcher ([`batch`]), the SDK client ([`client`]),
+//! the embedded SQLite store read by `flowlog logs` ([`local`]), and [`CwlSink`], which assumes
+//! each flow log's role, creates groups and streams on first traffic and keeps sequence tokens.
 
 pub mod batch;
 pub mod client;
 pub mod local;
 
+use crate::aws::{self, AwsContext};
 use crate::config::CwlConfig;
 use crate::router::{Event, StreamKey};
-use crate::sigv4::Credentials;
 use crate::DeliveryError;
-use client::{CallError, CwlClient};
+use aws_config::SdkConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use client::{CwlClient, PutError};
 use std::collections::HashMap;
-use tokio::sync::Mutex;
+use std::sync::Arc;
+use tokio::sync::{Mutex, OnceCell};
 
 /// Outcome of delivering one PutLogEvents batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,12 +31,16 @@ struct StreamState {
     token: Option<String>,
 }
 
-/// A remote CloudWatch Logs endpoint with role credentials.
+/// Real CloudWatch Logs (or any compatible service): every flow log's role is assumed.
 pub struct RemoteCwl {
-    client: CwlClient,
-    region: Option<String>,
-    roles: HashMap<String, Credentials>,
-    streams: Mutex<HashMap<StreamKey, StreamState>>,
+    ctx: Arc<AwsContext>,
+    cfg: CwlConfig,
+    base: OnceCell<SdkConfig>,
+    /// One client per (role, region, session): each holds its role's cached credentials.
+    clients: Mutex<HashMap<(String, String, String), CwlClient>>,
+    /// Per stream: created yet, and its sequence token. One lock per stream, so streams are
+    /// delivered side by side and only one batch of a stream is in flight at a time.
+    streams: std::sync::Mutex<HashMap<StreamKey, Arc<Mutex<StreamState>>>>,
 }
 
 pub enum CwlSink {
@@ -41,41 +49,65 @@ pub enum CwlSink {
 }
 
 impl RemoteCwl {
-    pub fn new(cfg: &CwlConfig) -> Result<RemoteCwl, DeliveryError> {
-        let endpoint = cfg
-            .endpoint
-            .as_deref()
-            .ok_or_else(|| DeliveryError::Config("cloudwatch_logs.endpoint is not set".into()))?;
-        let roles = cfg
-            .roles
-            .iter()
-            .map(|r| {
-                (
-                    r.role_arn.clone(),
-                    Credentials {
-                        access_key_id: r.access_key_id.clone(),
-                        secret_access_key: r.secret_access_key.clone(),
-                        session_token: r.session_token.clone(),
-                    },
-                )
+    pub fn new(ctx: Arc<AwsContext>, cfg: &CwlConfig) -> RemoteCwl {
+        RemoteCwl {
+            ctx,
+            cfg: cfg.clone(),
+            base: OnceCell::new(),
+            clients: Mutex::new(HashMap::new()),
+            streams: Default::default(),
+        }
+    }
+
+    /// The client delivering for `role_arn` on behalf of `flow_log_id` in `region`: keys from
+    /// `[[cloudwatch_logs.roles]]` when the role is listed there, else the role assumed with
+    /// the section's credentials.
+    async fn client(
+        &self,
+        role_arn: &str,
+        flow_log_id: &str,
+        region: &str,
+    ) -> Result<CwlClient, DeliveryError> {
+        if role_arn.is_empty() {
+            return Err(DeliveryError::Access(format!(
+                "flow log {flow_log_id} has no DeliverLogsPermissionArn to deliver as"
+            )));
+        }
+        let base = self
+            .base
+            .get_or_try_init(|| async {
+                let section = self.cfg.section();
+                self.ctx.load(&section, Some(region)).await
             })
-            .collect();
-        Ok(RemoteCwl {
-            client: CwlClient::new(endpoint)?,
-            region: cfg.region.clone(),
-            roles,
-            streams: Mutex::new(HashMap::new()),
-        })
+            .await?;
+        let session = aws::session_name(flow_log_id);
+        let key = (role_arn.to_string(), region.to_string(), session.clone());
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let creds = match self.cfg.roles.iter().find(|r| r.role_arn == role_arn) {
+            Some(r) => SharedCredentialsProvider::new(Credentials::new(
+                &r.access_key_id,
+                &r.secret_access_key,
+                r.session_token.clone(),
+                None,
+                "flowlog-config-role",
+            )),
+            None => self.ctx.assumed(base, role_arn, &session).await,
+        };
+        let c = CwlClient::new(base, region, self.cfg.endpoint.as_deref(), Some(creds));
+        clients.insert(key, c.clone());
+        Ok(c)
     }
 
-    pub fn client(&self) -> &CwlClient {
-        &self.client
-    }
-
-    fn creds(&self, role_arn: &str) -> Result<&Credentials, DeliveryError> {
-        self.roles.get(role_arn).ok_or_else(|| {
-            DeliveryError::Access(format!("no credential configured for role {role_arn}"))
-        })
+    fn stream(&self, key: &StreamKey) -> Arc<Mutex<StreamState>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone()
     }
 
     /// Sends one batch (already within limits) to the stream, creating group and stream on
@@ -83,31 +115,22 @@ impl RemoteCwl {
     pub async fn put(
         &self,
         role_arn: &str,
+        flow_log_id: &str,
         key: &StreamKey,
         events: &[&Event],
     ) -> Result<PutOutcome, DeliveryError> {
-        let creds = self.creds(role_arn)?;
-        let region = self.region.as_deref().unwrap_or(&key.region);
-        let mut streams = self.streams.lock().await;
-        let state = streams.entry(key.clone()).or_default();
+        let region = self.cfg.region.as_deref().unwrap_or(&key.region);
+        let client = self.client(role_arn, flow_log_id, region).await?;
+        let state = self.stream(key);
+        let mut state = state.lock().await;
         if !state.created {
-            self.client.ensure_group(creds, region, &key.group).await?;
-            self.client
-                .ensure_stream(creds, region, &key.group, &key.stream)
-                .await?;
+            client.ensure_group(&key.group).await?;
+            client.ensure_stream(&key.group, &key.stream).await?;
             state.created = true;
         }
         for _attempt in 0..4 {
-            match self
-                .client
-                .put_log_events(
-                    creds,
-                    region,
-                    &key.group,
-                    &key.stream,
-                    events,
-                    state.token.as_deref(),
-                )
+            match client
+                .put_log_events(&key.group, &key.stream, events, state.token.as_deref())
                 .await
             {
                 Ok(r) => {
@@ -118,26 +141,20 @@ impl RemoteCwl {
                         rejected,
                     });
                 }
-                Err(CallError::Api(a)) if a.code == "InvalidSequenceTokenException" => {
-                    state.token = a.expected_sequence_token;
-                }
-                Err(CallError::Api(a)) if a.code == "DataAlreadyAcceptedException" => {
-                    state.token = a.expected_sequence_token;
+                Err(PutError::InvalidSequenceToken(t)) => state.token = t,
+                Err(PutError::DataAlreadyAccepted(t)) => {
+                    state.token = t;
                     return Ok(PutOutcome {
                         accepted: events.len() as u64,
                         rejected: 0,
                     });
                 }
-                Err(CallError::Api(a)) if a.code == "ResourceNotFoundException" => {
-                    // Deleted behind our back: create again, then retry.
-                    self.client.ensure_group(creds, region, &key.group).await?;
-                    self.client
-                        .ensure_stream(creds, region, &key.group, &key.stream)
-                        .await?;
+                Err(PutError::NotFound) => {
+                    client.ensure_group(&key.group).await?;
+                    client.ensure_stream(&key.group, &key.stream).await?;
                     state.token = None;
                 }
-                Err(e) => {
-                    let e = DeliveryError::from(e);
+                Err(PutError::Other(e)) => {
                     if matches!(e, DeliveryError::Access(_)) {
                         // Permissions may be fixed (or the group re-created) before the retry.
                         state.created = false;

@@ -1,13 +1,22 @@
-//! A small S3 client for any S3-compatible endpoint: PutObject, HeadBucket, and the few reads
-//! tests and tools need (GetObject, ListObjectsV2, CreateBucket). Requests are signed with our
-//! SigV4 ([`crate::sigv4`]) and sent with `x-amz-content-sha256` of the full body.
+//! S3 through the AWS SDK for Rust: PutObject and HeadBucket for delivery, and the few reads
+//! tests and tools need (GetObject, ListObjectsV2, CreateBucket).
+//!
+//! A bucket may live in another region than the client's: S3 answers 301 (or 400
+//! `AuthorizationHeaderMalformed`) with an `x-amz-bucket-region` header. The SDK does not follow
+//! that, so we do: the bucket's region is remembered and its calls go through a client of that
+//! region from then on.
 
+use crate::aws::{self, AwsContext};
 use crate::config::S3Config;
-use crate::sigv4::{self, Credentials};
 use crate::DeliveryError;
-use reqwest::{Method, StatusCode, Url};
-use std::time::Duration;
-use time::OffsetDateTime;
+use aws_config::{Region, SdkConfig};
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ObjectCannedAcl;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Outcome of the CreateFlowLogs bucket check (spec §3.1 rule 21).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,114 +30,114 @@ pub enum BucketCheck {
     Unavailable(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Client {
-    http: reqwest::Client,
-    endpoint: Url,
-    region: String,
-    creds: Credentials,
-    path_style: bool,
+    base: SdkConfig,
+    endpoint: Option<String>,
+    force_path_style: bool,
+    /// One SDK client per region (the configured one first).
+    clients: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
+    /// Buckets found in another region than the configured one.
+    bucket_region: Arc<Mutex<HashMap<String, String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The region S3 says a bucket is in, from a redirect or a wrong-region answer.
+fn redirect_region<E>(e: &SdkError<E, HttpResponse>) -> Option<String> {
+    let raw = match e {
+        SdkError::ServiceError(c) => c.raw(),
+        SdkError::ResponseError(c) => c.raw(),
+        _ => return None,
+    };
+    if !matches!(raw.status().as_u16(), 301 | 307 | 400) {
+        return None;
+    }
+    raw.headers()
+        .get("x-amz-bucket-region")
+        .map(|r| r.to_string())
+        .filter(|r| !r.is_empty())
 }
 
 impl S3Client {
-    pub fn new(cfg: &S3Config) -> Result<S3Client, DeliveryError> {
-        let endpoint = cfg
-            .endpoint
-            .as_deref()
-            .ok_or_else(|| DeliveryError::Config("s3.endpoint is not set".into()))?;
-        let endpoint = Url::parse(endpoint)
-            .map_err(|e| DeliveryError::Config(format!("s3.endpoint {endpoint:?}: {e}")))?;
-        let (Some(ak), Some(sk)) = (&cfg.access_key_id, &cfg.secret_access_key) else {
-            return Err(DeliveryError::Config(
-                "s3.access_key_id and s3.secret_access_key are required with s3.endpoint".into(),
-            ));
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| DeliveryError::Config(e.to_string()))?;
+    /// A client for `[s3]` with `ctx`'s HTTPS client and the section's credentials.
+    pub async fn connect(ctx: &AwsContext, cfg: &S3Config) -> Result<S3Client, DeliveryError> {
+        let base = ctx.load(&cfg.section(), None).await?;
         Ok(S3Client {
-            http,
-            endpoint,
-            region: cfg.region.clone(),
-            creds: Credentials {
-                access_key_id: ak.clone(),
-                secret_access_key: sk.clone(),
-                session_token: cfg.session_token.clone(),
-            },
-            path_style: cfg.path_style,
+            base,
+            endpoint: cfg.endpoint.clone(),
+            force_path_style: cfg.force_path_style,
+            clients: Default::default(),
+            bucket_region: Default::default(),
         })
     }
 
-    /// URL, Host header value and encoded path of `bucket/key`.
-    fn locate(&self, bucket: &str, key: &str) -> Result<(Url, String, String), DeliveryError> {
-        let base_path = self.endpoint.path().trim_end_matches('/');
-        let enc_key = sigv4::encode_path(key);
-        let mut url = self.endpoint.clone();
-        let path = if self.path_style {
-            format!("{base_path}/{bucket}/{enc_key}")
-        } else {
-            let host = self
-                .endpoint
-                .host_str()
-                .ok_or_else(|| DeliveryError::Config("s3.endpoint has no host".into()))?;
-            url.set_host(Some(&format!("{bucket}.{host}")))
-                .map_err(|e| DeliveryError::Config(e.to_string()))?;
-            format!("{base_path}/{enc_key}")
-        };
-        url.set_path(&path);
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_string(),
-        };
-        // Url keeps our percent-encoding as is; read the path back to sign exactly what is sent.
-        let sent_path = url.path().to_string();
-        Ok((url, host, sent_path))
+    /// For tests and tools: a context of its own (no `[sts]`).
+    pub async fn new(cfg: &S3Config) -> Result<S3Client, DeliveryError> {
+        Self::connect(&AwsContext::new(None)?, cfg).await
     }
 
-    async fn send(
+    /// The configured region.
+    pub fn region(&self) -> String {
+        self.base
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| aws::FALLBACK_REGION.into())
+    }
+
+    fn client_in(&self, region: &str) -> aws_sdk_s3::Client {
+        let mut clients = lock(&self.clients);
+        if let Some(c) = clients.get(region) {
+            return c.clone();
+        }
+        let mut b = aws_sdk_s3::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .force_path_style(self.force_path_style)
+            // Checksums only where S3 requires them: S3-compatible servers that predate
+            // flexible checksums reject the extra headers, and SigV4 already covers the body.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(e) = &self.endpoint {
+            b = b.endpoint_url(e.clone());
+        }
+        let c = aws_sdk_s3::Client::from_conf(b.build());
+        clients.insert(region.to_string(), c.clone());
+        c
+    }
+
+    fn client_for(&self, bucket: &str) -> (aws_sdk_s3::Client, String) {
+        let region = lock(&self.bucket_region)
+            .get(bucket)
+            .cloned()
+            .unwrap_or_else(|| self.region());
+        (self.client_in(&region), region)
+    }
+
+    /// Runs `call` for `bucket`, once more in the bucket's own region when S3 redirects.
+    async fn with_bucket<T, E, F, Fut>(
         &self,
-        method: Method,
+        what: &str,
         bucket: &str,
-        key: &str,
-        query: &[(&str, &str)],
-        extra: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> Result<(StatusCode, Vec<u8>), DeliveryError> {
-        let (mut url, host, path) = self.locate(bucket, key)?;
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query.iter().copied());
+        call: F,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        F: Fn(aws_sdk_s3::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    {
+        let (client, region) = self.client_for(bucket);
+        match call(client).await {
+            Err(e) => match redirect_region(&e) {
+                Some(r) if r != region => {
+                    tracing::info!(%bucket, from = %region, to = %r, call = what, "S3 bucket is in another region: following");
+                    lock(&self.bucket_region).insert(bucket.to_string(), r.clone());
+                    call(self.client_in(&r)).await
+                }
+                _ => Err(e),
+            },
+            ok => ok,
         }
-        let payload = sigv4::sha256_hex(&body);
-        let mut headers: Vec<(&str, &str)> = extra.to_vec();
-        headers.push(("x-amz-content-sha256", &payload));
-        let req = sigv4::Request {
-            method: method.as_str(),
-            host: &host,
-            path: &path,
-            query,
-            headers: &headers,
-            payload_sha256: &payload,
-        };
-        let auth = sigv4::sign(
-            &req,
-            &self.creds,
-            &self.region,
-            "s3",
-            OffsetDateTime::now_utc(),
-        );
-        let mut rb = self.http.request(method, url);
-        for (k, v) in headers.iter() {
-            rb = rb.header(*k, *v);
-        }
-        for (k, v) in auth {
-            rb = rb.header(k, v);
-        }
-        let resp = rb.body(body).send().await?;
-        let status = resp.status();
-        let bytes = resp.bytes().await?;
-        Ok((status, bytes.to_vec()))
     }
 
     pub async fn put_object(
@@ -137,40 +146,45 @@ impl S3Client {
         key: &str,
         body: Vec<u8>,
     ) -> Result<(), DeliveryError> {
-        let len = body.len().to_string();
-        let (status, resp) = self
-            .send(
-                Method::PUT,
-                bucket,
-                key,
-                &[],
-                &[
-                    ("content-type", super::content_type(key)),
-                    ("content-length", &len),
-                    ("x-amz-acl", "bucket-owner-full-control"),
-                ],
-                body,
-            )
-            .await?;
-        check(status, &resp)
+        let body = bytes::Bytes::from(body);
+        self.with_bucket("PutObject", bucket, |c| {
+            c.put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type(super::content_type(key))
+                .acl(ObjectCannedAcl::BucketOwnerFullControl)
+                .body(ByteStream::from(body.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| aws::classify("S3 PutObject", &e))
     }
 
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, DeliveryError> {
-        let (status, resp) = self
-            .send(Method::GET, bucket, key, &[], &[], Vec::new())
-            .await?;
-        check(status, &resp)?;
-        Ok(resp)
+        let out = self
+            .with_bucket("GetObject", bucket, |c| {
+                c.get_object().bucket(bucket).key(key).send()
+            })
+            .await
+            .map_err(|e| aws::classify("S3 GetObject", &e))?;
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| DeliveryError::Transport(format!("S3 GetObject body: {e}")))?;
+        Ok(data.into_bytes().to_vec())
     }
 
     /// Creates a bucket (tests and tools; delivery never creates buckets).
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), DeliveryError> {
-        let (status, resp) = self
-            .send(Method::PUT, bucket, "", &[], &[], Vec::new())
-            .await?;
-        match check(status, &resp) {
-            Err(DeliveryError::Rejected(m)) if m.contains("BucketAlready") => Ok(()),
-            other => other,
+        let (client, _) = self.client_for(bucket);
+        match client.create_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match aws::classify("S3 CreateBucket", &e) {
+                DeliveryError::Rejected(m) if m.contains("BucketAlready") => Ok(()),
+                other => Err(other),
+            },
         }
     }
 
@@ -183,19 +197,23 @@ impl S3Client {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut q = vec![("list-type", "2"), ("prefix", prefix)];
-            if let Some(t) = &token {
-                q.push(("continuation-token", t));
-            }
-            let (status, resp) = self
-                .send(Method::GET, bucket, "", &q, &[], Vec::new())
-                .await?;
-            check(status, &resp)?;
-            let text = String::from_utf8_lossy(&resp);
-            keys.extend(xml_values(&text, "Key"));
-            token = xml_values(&text, "NextContinuationToken")
-                .into_iter()
-                .next();
+            let t = token.clone();
+            let out = self
+                .with_bucket("ListObjectsV2", bucket, |c| {
+                    c.list_objects_v2()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(t.clone())
+                        .send()
+                })
+                .await
+                .map_err(|e| aws::classify("S3 ListObjectsV2", &e))?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            token = out.next_continuation_token().map(str::to_string);
             if token.is_none() {
                 return Ok(keys);
             }
@@ -206,19 +224,22 @@ impl S3Client {
     /// HeadBucket; writable via a zero-byte folder marker `<prefix>AWSLogs/` (what S3 consoles
     /// create for folders), the same prefix delivery writes under.
     pub async fn check_bucket(&self, bucket: &str, prefix: &str) -> BucketCheck {
-        match self
-            .send(Method::HEAD, bucket, "", &[], &[], Vec::new())
-            .await
-        {
-            Err(e) => return BucketCheck::Unavailable(e.to_string()),
-            Ok((s, _)) if s == StatusCode::NOT_FOUND => return BucketCheck::Missing,
-            Ok((s, _)) if s == StatusCode::FORBIDDEN || s == StatusCode::UNAUTHORIZED => {
-                return BucketCheck::AccessDenied
-            }
-            Ok((s, _)) if !s.is_success() => {
-                return BucketCheck::Unavailable(format!("HeadBucket: HTTP {s}"))
-            }
-            Ok(_) => {}
+        let head = self
+            .with_bucket("HeadBucket", bucket, |c| {
+                c.head_bucket().bucket(bucket).send()
+            })
+            .await;
+        if let Err(e) = head {
+            let status = match &e {
+                SdkError::ServiceError(c) => Some(c.raw().status().as_u16()),
+                SdkError::ResponseError(c) => Some(c.raw().status().as_u16()),
+                _ => None,
+            };
+            return match (status, aws::classify("S3 HeadBucket", &e)) {
+                (Some(404), _) => BucketCheck::Missing,
+                (_, DeliveryError::Access(_)) => BucketCheck::AccessDenied,
+                (_, other) => BucketCheck::Unavailable(other.to_string()),
+            };
         }
         let marker = format!("{prefix}AWSLogs/");
         match self.put_object(bucket, &marker, Vec::new()).await {
@@ -227,102 +248,5 @@ impl S3Client {
             Err(DeliveryError::Rejected(m)) if m.contains("NoSuchBucket") => BucketCheck::Missing,
             Err(e) => BucketCheck::Unavailable(e.to_string()),
         }
-    }
-}
-
-/// Maps an S3 response to our error kinds.
-fn check(status: StatusCode, body: &[u8]) -> Result<(), DeliveryError> {
-    if status.is_success() {
-        return Ok(());
-    }
-    let text = String::from_utf8_lossy(body);
-    let code = xml_values(&text, "Code")
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let msg = format!("HTTP {} {code}", status.as_u16());
-    Err(match (status.as_u16(), code.as_str()) {
-        (_, "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded")
-        | (429, _) => DeliveryError::Throttled(msg),
-        (401 | 403, _) | (_, "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
-            DeliveryError::Access(msg)
-        }
-        (500..=599, _) => DeliveryError::Server(msg),
-        _ => DeliveryError::Rejected(msg),
-    })
-}
-
-/// Text of every `<tag>…</tag>` (S3 XML is flat enough for this).
-fn xml_values(text: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(&open) {
-        rest = &rest[i + open.len()..];
-        let Some(j) = rest.find(&close) else { break };
-        out.push(
-            rest[..j]
-                .replace("&amp;", "&")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'"),
-        );
-        rest = &rest[j + close.len()..];
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_are_classified() {
-        let body = b"<Error><Code>AccessDenied</Code></Error>";
-        assert!(matches!(
-            check(StatusCode::FORBIDDEN, body),
-            Err(DeliveryError::Access(_))
-        ));
-        let body = b"<Error><Code>SlowDown</Code></Error>";
-        assert!(matches!(
-            check(StatusCode::SERVICE_UNAVAILABLE, body),
-            Err(DeliveryError::Throttled(_))
-        ));
-        assert!(matches!(
-            check(StatusCode::BAD_GATEWAY, b""),
-            Err(DeliveryError::Server(_))
-        ));
-        let body = b"<Error><Code>NoSuchBucket</Code></Error>";
-        assert!(matches!(
-            check(StatusCode::NOT_FOUND, body),
-            Err(DeliveryError::Rejected(_))
-        ));
-        assert!(check(StatusCode::OK, b"").is_ok());
-    }
-
-    #[test]
-    fn urls_path_and_virtual_host() {
-        let mut cfg = S3Config {
-            endpoint: Some("http://127.0.0.1:9000".into()),
-            access_key_id: Some("a".into()),
-            secret_access_key: Some("b".into()),
-            ..S3Config::default()
-        };
-        let c = S3Client::new(&cfg).unwrap();
-        let (url, host, path) = c.locate("b1", "AWSLogs/x y.log.gz").unwrap();
-        assert_eq!(
-            url.as_str(),
-            "http://127.0.0.1:9000/b1/AWSLogs/x%20y.log.gz"
-        );
-        assert_eq!(host, "127.0.0.1:9000");
-        assert_eq!(path, "/b1/AWSLogs/x%20y.log.gz");
-        cfg.endpoint = Some("https://s3.example.com".into());
-        cfg.path_style = false;
-        let c = S3Client::new(&cfg).unwrap();
-        let (url, host, _) = c.locate("b1", "k").unwrap();
-        assert_eq!(url.as_str(), "https://b1.s3.example.com/k");
-        assert_eq!(host, "b1.s3.example.com");
     }
 }

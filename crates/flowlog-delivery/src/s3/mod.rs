@@ -1,4 +1,4 @@
-//! S3 delivery: object naming ([`key`]), the HTTP client for any S3-compatible endpoint
+//! S3 delivery: object naming ([`key`]), the SDK client for AWS or any S3-compatible service
 //! ([`client`]), and the embedded store that writes the same layout under the data dir
 //! ([`local`]).
 //!
@@ -33,9 +33,32 @@ pub fn content_type(key: &str) -> &'static str {
     }
 }
 
-/// Where S3 objects go: a remote endpoint or the embedded directory.
+/// Real S3, connected on first use (loading the credential chain may ask IMDS for a region).
+pub struct RemoteS3 {
+    ctx: std::sync::Arc<crate::aws::AwsContext>,
+    cfg: crate::config::S3Config,
+    client: tokio::sync::OnceCell<S3Client>,
+}
+
+impl RemoteS3 {
+    pub fn new(ctx: std::sync::Arc<crate::aws::AwsContext>, cfg: &crate::config::S3Config) -> Self {
+        RemoteS3 {
+            ctx,
+            cfg: cfg.clone(),
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn client(&self) -> Result<&S3Client, crate::DeliveryError> {
+        self.client
+            .get_or_try_init(|| S3Client::connect(&self.ctx, &self.cfg))
+            .await
+    }
+}
+
+/// Where S3 objects go: a remote service or the embedded directory.
 pub enum S3Sink {
-    Remote(S3Client),
+    Remote(RemoteS3),
     Local(LocalS3),
 }
 
@@ -47,8 +70,20 @@ impl S3Sink {
         body: Vec<u8>,
     ) -> Result<(), crate::DeliveryError> {
         match self {
-            S3Sink::Remote(c) => c.put_object(bucket, key, body).await,
+            S3Sink::Remote(r) => r.client().await?.put_object(bucket, key, body).await,
             S3Sink::Local(l) => l.put(bucket, key, &body),
+        }
+    }
+
+    /// CreateFlowLogs' bucket check; `Ok` for the embedded store (it creates the bucket
+    /// folder on first delivery).
+    pub async fn check_bucket(&self, bucket: &str, prefix: &str) -> BucketCheck {
+        match self {
+            S3Sink::Remote(r) => match r.client().await {
+                Ok(c) => c.check_bucket(bucket, prefix).await,
+                Err(e) => BucketCheck::Unavailable(e.to_string()),
+            },
+            S3Sink::Local(_) => BucketCheck::Ok,
         }
     }
 }

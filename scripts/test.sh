@@ -17,7 +17,10 @@ stage "format and lints (cargo fmt --check, clippy -D warnings)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 stage "cargo build"
-cargo build --workspace --bins
+# --all-targets: the binaries and the tests are built with one feature resolution (dev-dependencies
+# included), so `cargo test` below reuses every artifact instead of rebuilding the AWS SDK crates
+# with a second feature set.
+cargo build --workspace --all-targets
 stage "cargo test"
 cargo test --workspace
 stage "fuzzing"

@@ -145,11 +145,11 @@ impl Delivery {
         let spool = Spool::open(spool_dir, limits, cfg.agent_id.as_deref())?;
         let ctx = Arc::new(AwsContext::new(services.sts.as_ref())?);
         let s3 = match &services.s3 {
-            Some(c) => S3Sink::Remote(RemoteS3::new(ctx.clone(), c)),
+            Some(c) => S3Sink::Remote(Box::new(RemoteS3::new(ctx.clone(), c))),
             None => S3Sink::Local(LocalS3::new(data_dir.join("s3"))),
         };
         let cwl = match &services.cloudwatch_logs {
-            Some(c) => CwlSink::Remote(RemoteCwl::new(ctx.clone(), c)),
+            Some(c) => CwlSink::Remote(Box::new(RemoteCwl::new(ctx.clone(), c))),
             None => CwlSink::Local(Mutex::new(LocalLogs::open(data_dir)?)),
         };
         let lanes = Arc::new(tokio::sync::Semaphore::new(

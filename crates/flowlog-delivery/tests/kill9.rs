@@ -57,24 +57,26 @@ fn setup(dir: &std::path::Path, url: &str) -> Delivery {
     d
 }
 
-fn batch(i: u32) -> Vec<flowlog_model::FlowRecord> {
-    records(
-        "eni-00000001",
-        PER_BATCH,
-        recent_window(60) - 60 * (i as u64 % 3),
-        i,
-    )
+/// Batch `i` of windows ending at `base` (one `base` for parent and child: computed twice, a
+/// minute boundary in between would make them disagree).
+fn batch(base: u64, i: u32) -> Vec<flowlog_model::FlowRecord> {
+    records("eni-00000001", PER_BATCH, base - 60 * (i as u64 % 3), i)
 }
 
 #[tokio::test]
 #[ignore = "child process of kill9_loses_nothing"]
 async fn kill9_child() {
-    let (Ok(dir), Ok(url)) = (std::env::var("KILL9_DIR"), std::env::var("KILL9_URL")) else {
+    let (Ok(dir), Ok(url), Ok(base)) = (
+        std::env::var("KILL9_DIR"),
+        std::env::var("KILL9_URL"),
+        std::env::var("KILL9_BASE"),
+    ) else {
         return;
     };
+    let base: u64 = base.parse().unwrap();
     let d = setup(std::path::Path::new(&dir), &url);
     for i in 0..N_BATCHES {
-        d.submit(&batch(i)).unwrap();
+        d.submit(&batch(base, i)).unwrap();
     }
     println!("SPOOLED");
     let _ = d.flush(Duration::from_secs(120)).await;
@@ -87,6 +89,7 @@ async fn kill9_loses_nothing() {
     fake.0.lock().unwrap().put_delay = Some(Duration::from_millis(150));
     let (url, server) = fake.serve(0).await;
     let dir = tempfile::tempdir().unwrap();
+    let base = recent_window(60);
     let mut child = ChildGuard(
         Command::new(std::env::current_exe().unwrap())
             .args([
@@ -98,6 +101,7 @@ async fn kill9_loses_nothing() {
             ])
             .env("KILL9_DIR", dir.path())
             .env("KILL9_URL", &url)
+            .env("KILL9_BASE", base.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -129,7 +133,10 @@ async fn kill9_loses_nothing() {
     assert!(d.flush(Duration::from_secs(60)).await.unwrap());
 
     let f = RecordFormat::default();
-    let mut want: Vec<String> = (0..N_BATCHES).flat_map(batch).map(|r| f.line(&r)).collect();
+    let mut want: Vec<String> = (0..N_BATCHES)
+        .flat_map(|i| batch(base, i))
+        .map(|r| f.line(&r))
+        .collect();
     want.sort();
     // CloudWatch Logs: at least once; duplicates only from the one batch in flight at the kill.
     let got = fake.events("g", "eni-00000001-all");

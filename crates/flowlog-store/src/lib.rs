@@ -6,12 +6,14 @@
 //! The store knows the resources' shapes and their relations; it does not know the wire
 //! protocol (the API layer validates syntax and renders XML).
 
+#[cfg(feature = "postgres")]
 mod pg;
 mod schema;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "postgres")]
 pub use pg::{redact as redact_url, PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 

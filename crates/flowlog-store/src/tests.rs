@@ -23,8 +23,10 @@ impl Backend for Sqlite {
     }
 }
 
+#[cfg(feature = "postgres")]
 struct Postgres(String);
 
+#[cfg(feature = "postgres")]
 impl Backend for Postgres {
     fn open(&self) -> Box<dyn Store> {
         Box::new(PgStore::connect(&self.0, &PgOptions::default()).unwrap())
@@ -40,6 +42,7 @@ macro_rules! suite {
                 super::$name(&super::Sqlite(tempfile::tempdir().unwrap()));
             })*
         }
+        #[cfg(feature = "postgres")]
         mod postgres {
             $(#[test]
             fn $name() {
@@ -782,6 +785,7 @@ fn next_token_pages_on_another_replica(b: &dyn Backend) {
 }
 
 #[test]
+#[cfg(feature = "postgres")]
 fn postgres_connection_failure_is_unavailable() {
     // Nothing listens on port 1 of loopback.
     let err = PgStore::connect("postgres://u@127.0.0.1:1/db", &PgOptions::default())
@@ -798,6 +802,7 @@ fn postgres_connection_failure_is_unavailable() {
 }
 
 #[test]
+#[cfg(feature = "postgres")]
 fn postgres_recovers_after_the_database_restarts() {
     let Some(cluster) = crate::pg::testing::cluster() else {
         return;
@@ -829,6 +834,7 @@ fn postgres_recovers_after_the_database_restarts() {
 }
 
 #[test]
+#[cfg(feature = "postgres")]
 fn postgres_migrations_from_empty_and_refusal_of_newer() {
     let Some(cluster) = crate::pg::testing::cluster() else {
         return;

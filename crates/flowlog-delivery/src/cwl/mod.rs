@@ -44,7 +44,7 @@ pub struct RemoteCwl {
 }
 
 pub enum CwlSink {
-    Remote(RemoteCwl),
+    Remote(Box<RemoteCwl>),
     Local(std::sync::Mutex<local::LocalLogs>),
 }
 

@@ -58,7 +58,7 @@ impl RemoteS3 {
 
 /// Where S3 objects go: a remote service or the embedded directory.
 pub enum S3Sink {
-    Remote(RemoteS3),
+    Remote(Box<RemoteS3>),
     Local(LocalS3),
 }
 

@@ -900,7 +900,7 @@ ALL_SECRETS = [c[1] for c in CREDENTIALS.values()] + [AGENT_A.secret, AGENT_B.se
 def test_help_never_shows_secrets(tmp_path):
     """`--help` of every command, with secrets in the environment it reads, never shows them."""
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": AGENT_A.secret, "AWS_ACCESS_KEY_ID": AGENT_A.key,
-           "FLOWLOG_SECRET_ACCESS_KEY": AGENT_A.secret}
+           "FLOWLOG_ACCESS_KEY_ID": AGENT_A.key, "FLOWLOG_SECRET_ACCESS_KEY": AGENT_A.secret}
     for args in ([], ["serve"], ["agent"], ["credentials"], ["pcap"], ["capture"], ["logs"]):
         cp = subprocess.run([FLOWLOG_BIN, *args, "--help"], capture_output=True, text=True, env=env, timeout=30)
         assert cp.returncode == 0, (args, cp.stderr)

@@ -79,7 +79,7 @@ def test_separate_agent_in_its_own_namespace(lab, tmp_path, scheme):
                       *(["--ca-file", str(ca)] if ca else []),
                       "--data-dir", str(agent_dir / "data"), "--config", str(agent_cfg)],
                      agent_dir / "agent.log",
-                     env={"AWS_ACCESS_KEY_ID": ADMIN[0], "AWS_SECRET_ACCESS_KEY": ADMIN[1], "AWS_DEFAULT_REGION": REGION})
+                     env={"FLOWLOG_ACCESS_KEY_ID": ADMIN[0], "FLOWLOG_SECRET_ACCESS_KEY": ADMIN[1], "FLOWLOG_REGION": REGION})
         agent.wait_for(r"syncing with")
 
         def registered():
@@ -142,7 +142,7 @@ def test_agent_with_wrong_ca_refuses_control_plane(lab, tmp_path):
                       "--ca-file", str(other.path), "--data-dir", str(agent_dir / "data"),
                       "--config", str(agent_cfg)],
                      agent_dir / "agent.log",
-                     env={"AWS_ACCESS_KEY_ID": ADMIN[0], "AWS_SECRET_ACCESS_KEY": ADMIN[1], "AWS_DEFAULT_REGION": REGION})
+                     env={"FLOWLOG_ACCESS_KEY_ID": ADMIN[0], "FLOWLOG_SECRET_ACCESS_KEY": ADMIN[1], "FLOWLOG_REGION": REGION})
         agent.wait_for(r"(?i)certificate", timeout=20)
         log = agent.log.read_text().lower()
         assert "verif" in log or "unknown issuer" in log or "unknownissuer" in log, log[-2000:]

@@ -54,6 +54,44 @@ pub struct Config {
     /// Where the control plane keeps its state (`--store` overrides `url`).
     #[serde(default)]
     pub store: StoreSection,
+    /// `flowlog agent` only: where its control plane is and the credential it signs syncs
+    /// with (flags and `FLOWLOG_*` variables override it). `flowlog serve` ignores it.
+    pub control_plane: Option<ControlPlaneSection>,
+}
+
+/// `[control_plane]` of a `flowlog agent` config: the control plane's URL, its region and the
+/// agent's own credential (never the `AWS_*` variables, which are for delivery).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlaneSection {
+    /// Base URL, e.g. `https://flowlog.internal:4751` (`--control-plane` overrides it).
+    pub endpoint: Option<String>,
+    /// Region the control plane serves [default: the file's `region`, us-east-1].
+    pub region: Option<String>,
+    /// PEM bundle of the CA(s) that signed the control plane's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// A credential allowed `flowlog:AgentSync`, given inline...
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// ...or in a file: the `credentials.toml` that `flowlog serve` writes in its data dir, or
+    /// the output of `flowlog credentials` (`export AWS_ACCESS_KEY_ID=...` lines).
+    pub credentials_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ControlPlaneSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlaneSection")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("ca_file", &self.ca_file)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("credentials_file", &self.credentials_file)
+            .finish()
+    }
 }
 
 /// `[store]`: the control plane's database.
@@ -291,6 +329,7 @@ impl Default for Config {
             agent: AgentSection::default(),
             server: ServerSection::default(),
             store: StoreSection::default(),
+            control_plane: None,
         }
     }
 }
@@ -321,6 +360,14 @@ impl Config {
         }
         if let Some(p) = c.store.password_file.as_mut() {
             rebase(p);
+        }
+        if let Some(cp) = c.control_plane.as_mut() {
+            for p in [cp.ca_file.as_mut(), cp.credentials_file.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                rebase(p);
+            }
         }
         Ok(c)
     }
@@ -409,6 +456,14 @@ impl Config {
                         c.access_key_id
                     );
                 }
+            }
+        }
+        if let Some(cp) = &self.control_plane {
+            if cp.access_key_id.is_some() != cp.secret_access_key.is_some() {
+                bail!("[control_plane] access_key_id and secret_access_key go together: give both or neither");
+            }
+            if cp.access_key_id.is_some() && cp.credentials_file.is_some() {
+                bail!("[control_plane] has both access_key_id and credentials_file: keep one");
             }
         }
         let sv = &self.server;

@@ -82,10 +82,83 @@ pub fn load(data_dir: &Path) -> anyhow::Result<StoredCredential> {
     toml::from_str(&text).with_context(|| format!("invalid credentials file {}", p.display()))
 }
 
+/// Reads a credential file given to `flowlog agent` (`[control_plane] credentials_file`):
+/// either the TOML `credentials.toml` that `flowlog serve` writes, or what `flowlog
+/// credentials` prints (`export AWS_ACCESS_KEY_ID=...` / `AWS_SECRET_ACCESS_KEY='...'`
+/// lines; the `FLOWLOG_` names are accepted too).
+pub fn load_file(p: &Path) -> anyhow::Result<StoredCredential> {
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read credentials file {}", p.display()))?;
+    parse_file(&text).with_context(|| format!("invalid credentials file {}", p.display()))
+}
+
+fn parse_file(text: &str) -> anyhow::Result<StoredCredential> {
+    if let Ok(c) = toml::from_str::<StoredCredential>(text) {
+        return Ok(c);
+    }
+    let (mut key, mut secret) = (None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .or_else(|| value.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+            .unwrap_or(value)
+            .to_string();
+        match name.trim() {
+            "AWS_ACCESS_KEY_ID" | "FLOWLOG_ACCESS_KEY_ID" => key = Some(value),
+            "AWS_SECRET_ACCESS_KEY" | "FLOWLOG_SECRET_ACCESS_KEY" => secret = Some(value),
+            _ => {}
+        }
+    }
+    match (key, secret) {
+        (Some(access_key_id), Some(secret_access_key))
+            if !access_key_id.is_empty() && !secret_access_key.is_empty() =>
+        {
+            Ok(StoredCredential {
+                access_key_id,
+                secret_access_key,
+            })
+        }
+        _ => anyhow::bail!(
+            "expected access_key_id and secret_access_key (TOML, as in credentials.toml) or the `export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...` lines `flowlog credentials` prints"
+        ),
+    }
+}
+
 fn random_string(n: usize, alphabet: &[u8]) -> String {
     use rand::Rng;
     let mut rng = rand::rngs::OsRng;
     (0..n)
         .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_files_of_both_shapes_parse() {
+        let toml = "# Admin credential\naccess_key_id = \"AKIAAAAAAAAAAAAAAAAA\"\nsecret_access_key = \"s/e+cret\"\n";
+        let c = parse_file(toml).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.secret_access_key.as_str()),
+            ("AKIAAAAAAAAAAAAAAAAA", "s/e+cret")
+        );
+        let exports = "export AWS_ACCESS_KEY_ID=AKIABBBBBBBBBBBBBBBB\nexport AWS_SECRET_ACCESS_KEY='a=b/c'\nexport AWS_DEFAULT_REGION=eu-west-1\n";
+        let c = parse_file(exports).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.secret_access_key.as_str()),
+            ("AKIABBBBBBBBBBBBBBBB", "a=b/c")
+        );
+        let e = parse_file("export AWS_ACCESS_KEY_ID=AKIAONLY\n").unwrap_err();
+        assert!(e.to_string().contains("flowlog credentials"), "{e}");
+        assert!(parse_file("").is_err());
+    }
 }

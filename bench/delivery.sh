@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Delivery benchmark (not run in CI): records/s delivered to S3 (moto_server, s3s-fs, embedded)
-# and CloudWatch Logs (moto_server, embedded), gzip bytes per record, and peak RSS while the
+# Delivery benchmark (not run in CI): records/s delivered to S3 (moto_server, s3s-fs, embedded),
+# CloudWatch Logs (moto_server, embedded) and Firehose (moto_server, when the binary has it), gzip bytes per record, and peak RSS while the
 # S3 destination is down for 60 s under a steady record stream. Everything on 127.0.0.1.
 # Usage: bench/delivery.sh [records]   (default 200000)
 set -euo pipefail
@@ -48,6 +48,23 @@ run s3-moto       --s3 arn:aws:s3:::bench --s3-endpoint "http://127.0.0.1:$MP" -
 run s3-s3s-fs     --s3 arn:aws:s3:::bench --s3-endpoint "http://127.0.0.1:$SP" --access-key BENCHKEY --secret-key benchsecret --records "$N"
 run cwl-embedded  --cwl bench --records "$N"
 run cwl-moto      --cwl bench --cwl-endpoint "http://127.0.0.1:$MP" --records "$N"
+# Firehose in moto (its own S3 destination: moto writes every PutRecordBatch into bench-fh).
+if "$BIN" --help | grep -q -- --firehose-endpoint; then
+python3 - "$MP" <<'PY'
+import json, sys, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/"
+def call(target, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"Firehose_20150804.{target}",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/firehose/aws4_request, SignedHeaders=host, Signature=0"})
+    return urllib.request.urlopen(req).read()
+urllib.request.urlopen(urllib.request.Request(url + "bench-fh", method="PUT")).read()
+call("CreateDeliveryStream", {"DeliveryStreamName": "bench", "DeliveryStreamType": "DirectPut",
+     "ExtendedS3DestinationConfiguration": {"RoleARN": "arn:aws:iam::123456789012:role/fh",
+                                            "BucketARN": "arn:aws:s3:::bench-fh"}})
+PY
+run firehose-moto --firehose arn:aws:firehose:us-east-1:123456789012:deliverystream/bench --firehose-endpoint "http://127.0.0.1:$MP" --records "$N"
+fi
 DOWN=$(free_port)
 printf '%-20s ' "s3-down-60s-10k/s"
 "$BIN" --data-dir "$WORK/down" --s3 arn:aws:s3:::bench --s3-endpoint "http://127.0.0.1:$DOWN" \

@@ -7,7 +7,9 @@
 //! background task delivers (used to measure memory while a destination is down).
 
 use clap::Parser;
-use flowlog_delivery::config::{CwlConfig, DeliveryConfig, RoleCredential, S3Config, Services};
+use flowlog_delivery::config::{
+    CwlConfig, DeliveryConfig, FirehoseConfig, RoleCredential, S3Config, Services,
+};
 use flowlog_delivery::target::{Destination, FlowLogTarget};
 use flowlog_delivery::{Delivery, RecordingListener};
 use flowlog_model::record::{RecordFormat, Traffic};
@@ -33,6 +35,11 @@ struct Args {
     s3_endpoint: Option<String>,
     #[arg(long)]
     cwl_endpoint: Option<String>,
+    /// Firehose delivery stream ARN (same account: no role).
+    #[arg(long)]
+    firehose: Option<String>,
+    #[arg(long)]
+    firehose_endpoint: Option<String>,
     #[arg(long, default_value = "testing")]
     access_key: String,
     #[arg(long, default_value = "testing")]
@@ -139,6 +146,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let services = Services {
         s3: a.s3_endpoint.as_ref().map(|_| s3.clone()),
         cloudwatch_logs: a.cwl_endpoint.as_ref().map(|_| cwl.clone()),
+        firehose: a.firehose_endpoint.as_ref().map(|e| FirehoseConfig {
+            endpoint: Some(e.clone()),
+            region: Some("us-east-1".into()),
+            access_key_id: Some(a.access_key.clone()),
+            secret_access_key: Some(a.secret_key.clone()),
+            ..FirehoseConfig::default()
+        }),
         ..Services::default()
     };
     let d = Delivery::open(&a.data_dir, cfg, &services, listener.clone())?;
@@ -159,6 +173,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             targets.push((
                 eni.clone(),
                 base("fl-0000000000000000a", Destination::s3_from_arn(arn)?),
+            ));
+        }
+        if let Some(arn) = &a.firehose {
+            targets.push((
+                eni.clone(),
+                base(
+                    "fl-0000000000000000c",
+                    Destination::firehose_from_arn(arn, None, None)?,
+                ),
             ));
         }
         if let Some(g) = &a.cwl {
@@ -207,13 +230,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let done = d.flush(Duration::from_secs(a.flush_timeout)).await?;
     let secs = started.elapsed().as_secs_f64();
     let (pending_units, pending_bytes) = d.pending();
-    let delivered = m.s3.records_delivered.load(Relaxed) + m.cwl.records_delivered.load(Relaxed);
+    let delivered = m.s3.records_delivered.load(Relaxed)
+        + m.cwl.records_delivered.load(Relaxed)
+        + m.firehose.records_delivered.load(Relaxed);
     let summary = serde_json::json!({
         "done": done,
         "submitted": submitted,
         "delivered": delivered,
         "s3_delivered": m.s3.records_delivered.load(Relaxed),
         "cwl_delivered": m.cwl.records_delivered.load(Relaxed),
+        "firehose_delivered": m.firehose.records_delivered.load(Relaxed),
         "s3_gzip_bytes": m.s3.bytes_delivered.load(Relaxed),
         "s3_objects": m.s3.requests.load(Relaxed) - m.s3.retries.load(Relaxed),
         "gzip_bytes_per_record": if m.s3.records_delivered.load(Relaxed) > 0 { m.s3.bytes_delivered.load(Relaxed) as f64 / m.s3.records_delivered.load(Relaxed) as f64 } else { 0.0 },

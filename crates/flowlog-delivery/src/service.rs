@@ -77,9 +77,6 @@ struct Inner {
     /// delivers its units in order; lanes run side by side, at most `max_concurrent_deliveries`.
     in_flight: Mutex<std::collections::HashSet<String>>,
     lanes: Arc<tokio::sync::Semaphore>,
-    /// Shared by every AWS client (HTTPS client, assumed roles).
-    #[allow(dead_code)]
-    aws: Arc<AwsContext>,
 }
 
 /// One flow log's share of the spool (`flowlog status`).
@@ -187,7 +184,6 @@ impl Delivery {
                 limits: Limits::default(),
                 in_flight: Mutex::new(Default::default()),
                 lanes,
-                aws: ctx,
             }),
         })
     }
